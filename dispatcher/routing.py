@@ -1,0 +1,115 @@
+"""Which worker runs a job, and when: pure policy, no sockets, no clocks.
+
+A worker serves one synchronous call at a time, as a Kamailio child does, so each rank has
+its own FIFO of synchronous jobs waiting in the dispatcher. Async transfers go to a worker
+while it holds fewer than `async_max_transfers`, and wait in that rank's async FIFO past it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+MAX_STICKY_KEYS = 100_000
+
+
+@dataclass
+class WorkerSlot:
+    rank: int
+    identity: bytes | None = None
+    pid: int = 0
+    host: str = ""
+    state: str = "starting"  # starting -> ready -> (lost | stopping)
+    sync_ticket: int | None = None
+    sync_queue: deque[int] = field(default_factory=deque)
+    async_txns: set[str] = field(default_factory=set)  # transfers running at the worker
+    async_queue: deque[int] = field(default_factory=deque)
+    jobs_served: int = 0
+    last_seen: float = 0.0
+    busy_since: float | None = None
+    busy_total_s: float = 0.0
+    status: dict = field(default_factory=dict)  # last status the worker reported
+
+    @property
+    def async_inflight(self) -> int:
+        return len(self.async_txns)
+
+    @property
+    def queued(self) -> int:
+        return len(self.sync_queue) + len(self.async_queue)
+
+    def sync_load(self) -> int:
+        return (self.sync_ticket is not None) + len(self.sync_queue)
+
+    def async_load(self) -> int:
+        return self.async_inflight + len(self.async_queue)
+
+
+class Router:
+    def __init__(self, policy: str, async_max_transfers: int) -> None:
+        self.policy = policy
+        self.async_max_transfers = async_max_transfers
+        self.slots: dict[int, WorkerSlot] = {}
+        self._next = 0
+        self._sticky: OrderedDict[str, int] = OrderedDict()
+
+    def add(self, rank: int) -> WorkerSlot:
+        slot = self.slots.get(rank)
+        if slot is None:
+            slot = self.slots[rank] = WorkerSlot(rank)
+        return slot
+
+    def remove(self, rank: int) -> None:
+        self.slots.pop(rank, None)
+        self.forget_rank(rank)
+
+    def forget_rank(self, rank: int) -> None:
+        """Keys stick to a worker 'while it lives': a replaced worker starts without them."""
+        for key in [k for k, r in self._sticky.items() if r == rank]:
+            del self._sticky[key]
+
+    def choose(self, *, sync: bool, pin: int | None = None, key: str | None = None) -> int:
+        """Pick the rank for a new job; raises LookupError for a pinned rank that doesn't exist."""
+        if pin is not None:
+            if pin not in self.slots:
+                raise LookupError(f"no worker with rank {pin}")
+            return pin
+        if key is not None:
+            rank = self._sticky.get(key)
+            if rank is not None and rank in self.slots:
+                self._sticky.move_to_end(key)
+                return rank
+        rank = self._pick(sync)
+        if key is not None:
+            self._sticky[key] = rank
+            if len(self._sticky) > MAX_STICKY_KEYS:
+                self._sticky.popitem(last=False)
+        return rank
+
+    def _pick(self, sync: bool) -> int:
+        ranks = sorted(self.slots)
+        if not ranks:
+            raise LookupError("no workers")
+        start = self._next % len(ranks)
+        self._next += 1
+        rotation = ranks[start:] + ranks[:start]
+        if self.policy == "least_busy":
+            load = WorkerSlot.sync_load if sync else WorkerSlot.async_load
+            return min(rotation, key=lambda r: load(self.slots[r]))
+        return rotation[0]
+
+    def next_sync(self, slot: WorkerSlot) -> int | None:
+        """The next synchronous ticket this worker may start, if it is free."""
+        if slot.state != "ready" or slot.sync_ticket is not None or not slot.sync_queue:
+            return None
+        return slot.sync_queue.popleft()
+
+    def next_async(self, slot: WorkerSlot) -> int | None:
+        if slot.state != "ready" or slot.async_inflight >= self.async_max_transfers:
+            return None
+        if not slot.async_queue:
+            return None
+        return slot.async_queue.popleft()
+
+    def pending(self) -> int:
+        return sum(slot.queued for slot in self.slots.values())

@@ -1,0 +1,260 @@
+"""A worker's loop: one poll over its ZeroMQ socket, curl's sockets and a wake-up pipe.
+
+Synchronous operations are generators (see `workers.http_client`): each transfer they yield
+joins the worker's CurlMulti engine, so async transfers keep moving while a synchronous call
+waits for its server. The dispatcher sends a worker one synchronous job at a time, which is
+what makes it behave as a Kamailio child does.
+
+Every job ends in exactly one `_reply` (inside try/finally where code can fail).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Generator
+from dataclasses import replace
+from typing import Any
+
+import zmq
+
+from dispatcher import protocol as wire
+from dispatcher.config import Connection, Settings
+from workers.curlerrors import curlerror_text
+from workers.curlstate import CurlState
+from workers.engine import Engine
+from workers.http_async_client import AsyncHttpClient
+from workers.http_client import HttpClient, Transfer
+
+log = logging.getLogger("sipcurl.worker")
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        rank: int,
+        endpoint: str,
+        *,
+        context: zmq.Context | None = None,
+        wakeup_fd: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.rank = rank
+        self.pid = os.getpid()
+        self.info = {"rank": rank, "pid": self.pid}
+        self._own_context = context is None
+        self.ctx = context or zmq.Context()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.linger = 0
+        self.sock.sndhwm = self.sock.rcvhwm = 100_000
+        self.sock.identity = f"{rank}:{self.pid}:{socket.gethostname()}".encode()
+        self.sock.connect(endpoint)
+        self.state = CurlState(settings)
+        self.engine = Engine()
+        self.http = HttpClient(settings, self.state)
+        self.async_http = AsyncHttpClient(settings, self.engine, self._on_completion, self.info)
+        self.poller = zmq.Poller()
+        self.poller.register(self.sock, zmq.POLLIN)
+        self.wakeup_fd = wakeup_fd
+        if wakeup_fd is not None:
+            self.poller.register(wakeup_fd, zmq.POLLIN)
+        self.jobs_served = 0
+        self.sync_in_progress = 0
+        self.quitting = False
+        self.heartbeat_s = settings.dispatcher.heartbeat_ms / 1000.0
+        self.dispatcher_seen = time.monotonic()
+        self._next_heartbeat = 0.0
+        self._send(wire.READY, wire.pack({**self.info, "host": socket.gethostname()}))
+
+    # -- loop --
+
+    def run(self) -> None:
+        while not self.done():
+            self.run_once(self._timeout_ms())
+
+    def done(self) -> bool:
+        if self.quitting and self.sync_in_progress == 0 and self.engine.active() == 0:
+            return True
+        liveness = self.settings.dispatcher.heartbeat_liveness * self.heartbeat_s
+        if time.monotonic() - self.dispatcher_seen > max(liveness, 1.0) * 2:
+            log.error("worker %d: dispatcher silent, exiting", self.rank)
+            return True
+        return False
+
+    def _timeout_ms(self) -> int:
+        curl = self.engine.timeout_ms()
+        beat = max(0, int((self._next_heartbeat - time.monotonic()) * 1000) + 1)
+        return beat if curl < 0 else min(curl, beat)
+
+    def run_once(self, timeout_ms: int) -> None:
+        self.engine.sync_poller(self.poller)
+        events = self.poller.poll(timeout_ms)
+        for sock, _ in events:
+            if sock is self.sock:
+                self._drain()
+            elif sock == self.wakeup_fd:
+                self._on_wakeup()
+        self.engine.step()
+        now = time.monotonic()
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + self.heartbeat_s
+            self._send(wire.HEARTBEAT, wire.pack(self.status()))
+
+    def _drain(self) -> None:
+        for _ in range(1000):
+            try:
+                frames = self.sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.dispatcher_seen = time.monotonic()
+            self._on_message(frames)
+
+    def _on_wakeup(self) -> None:
+        try:
+            while os.read(self.wakeup_fd or -1, 512):
+                pass
+        except OSError:
+            pass
+
+    def _on_message(self, frames: list[bytes]) -> None:
+        kind = frames[0]
+        if kind == wire.JOB:
+            ticket, queued_ms, txn = wire.unpack(frames[1])
+            self._on_job(ticket, queued_ms, txn, frames[2])
+        elif kind == wire.CANCEL:
+            self.async_http.cancel(frames[1].decode())
+        elif kind == wire.GATHER:
+            self._send(wire.GATHER, frames[1], wire.pack(self.status()))
+        elif kind == wire.RELOAD:
+            self.reload([Connection(**fields) for fields in wire.unpack(frames[1])])
+        elif kind == wire.QUIT:
+            self.quitting = True
+
+    # -- jobs --
+
+    def _on_job(self, ticket: int, queued_ms: float, txn: str | None, raw: bytes) -> None:
+        started = time.monotonic()
+        req: dict[str, Any] = {}
+        try:
+            req = wire.unpack(raw)
+            if req["op"] == "http_async_query":
+                out = self.async_http.start(req, txn or "")
+                self._reply(
+                    ticket, req, out, queued_ms, started, transfer_started=out.get("rc") == 1
+                )
+                return
+            result = self.http.run(req)
+        except Exception as exc:  # a bug must still answer the job
+            log.exception("worker %d: job failed", self.rank)
+            self._reply(ticket, req, internal_error(exc), queued_ms, started)
+            return
+        if isinstance(result, dict):
+            self._reply(ticket, req, result, queued_ms, started)
+            return
+        self.sync_in_progress += 1
+        self._advance(result, None, ticket, req, queued_ms, started)
+
+    def _advance(
+        self,
+        op: Generator[Transfer, int, dict],
+        code: int | None,
+        ticket: int,
+        req: dict,
+        queued_ms: float,
+        started: float,
+    ) -> None:
+        """Resume a synchronous operation with its last transfer's curl code."""
+        try:
+            transfer = next(op) if code is None else op.send(code)
+        except StopIteration as stop:
+            self.sync_in_progress -= 1
+            self._reply(ticket, req, stop.value, queued_ms, started)
+            return
+        except Exception as exc:
+            log.exception("worker %d: operation failed", self.rank)
+            self.sync_in_progress -= 1
+            self._reply(ticket, req, internal_error(exc), queued_ms, started)
+            return
+
+        def on_done(_handle: Any, curl_code: int, _message: str) -> None:
+            self._advance(op, curl_code, ticket, req, queued_ms, started)
+
+        self.engine.add(transfer.pool, transfer.handle, on_done)
+
+    def _reply(
+        self,
+        ticket: int,
+        req: dict,
+        fields: dict,
+        queued_ms: float,
+        began_at: float,
+        *,
+        transfer_started: bool = False,
+    ) -> None:
+        self.jobs_served += 1
+        service_ms = round((time.monotonic() - began_at) * 1000.0, 3)
+        reply = {
+            "id": req.get("id") if isinstance(req, dict) else None,
+            **fields,
+            "worker": self.info,
+            "timing": {"queued_ms": queued_ms, "service_ms": service_ms},
+        }
+        header = wire.pack([ticket, transfer_started, *self.counters()])
+        self._send(wire.REPLY, header, wire.pack(reply))
+
+    def _on_completion(self, completion: dict) -> None:
+        header = wire.pack([completion.get("txn"), *self.counters()])
+        self._send(wire.COMPLETION, header, wire.pack(completion))
+
+    # -- state --
+
+    def counters(self) -> list[int]:
+        a = self.async_http.stats()
+        return [
+            self.state.connok,
+            self.state.connfail,
+            a.get("requests", 0),
+            a.get("replies", 0),
+            a.get("errors", 0),
+            a.get("timeouts", 0),
+        ]
+
+    def status(self) -> dict[str, Any]:
+        return {
+            **self.info,
+            "jobs_served": self.jobs_served,
+            "tcp_connections": self.state.open_tcp_connections,
+            "async_inflight": self.async_http.in_flight(),
+        }
+
+    def reload(self, connections: list[Connection]) -> None:
+        """New named connections from the dispatcher; handles of changed ones start afresh."""
+        self.settings = replace(self.settings, connections=tuple(connections))
+        self.state.reload(self.settings)
+        self.http = HttpClient(self.settings, self.state)
+        self.async_http.settings = self.settings
+
+    def _send(self, *frames: bytes) -> None:
+        try:
+            self.sock.send_multipart(list(frames), zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            log.error("worker %d: cannot reach the dispatcher: %s", self.rank, exc)
+
+    def close(self) -> None:
+        self.engine.close()
+        self.state.close()
+        self.sock.close(0)
+        if self._own_context:
+            self.ctx.term()
+
+
+def internal_error(exc: BaseException) -> dict[str, Any]:
+    return {
+        "rc": -1,
+        "result": b"",
+        "curlerror": curlerror_text(-1),
+        "error_detail": f"internal error: {type(exc).__name__}: {exc}",
+    }
