@@ -1,0 +1,106 @@
+"""Routing and the ledger are pure: stepped here with explicit `now`, no sockets, no sleeps."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatcher.ledger import Ledger
+from dispatcher.routing import Router
+
+
+def ready_router(policy: str, ranks: int = 3, async_max: int = 2) -> Router:
+    router = Router(policy, async_max)
+    for rank in range(1, ranks + 1):
+        router.add(rank).state = "ready"
+    return router
+
+
+def test_round_robin_visits_every_rank_in_turn() -> None:
+    router = ready_router("round_robin")
+    assert [router.choose(sync=True) for _ in range(6)] == [1, 2, 3, 1, 2, 3]
+
+
+def test_least_busy_prefers_the_shortest_queue() -> None:
+    router = ready_router("least_busy")
+    router.slots[1].sync_ticket = 10
+    router.slots[2].sync_queue.extend([11, 12])
+    assert router.choose(sync=True) == 3
+    router.slots[3].sync_ticket = 13
+    router.slots[3].sync_queue.append(14)
+    assert router.choose(sync=True) == 1
+
+
+def test_a_key_sticks_to_its_worker_until_that_worker_is_replaced() -> None:
+    router = ready_router("round_robin")
+    first = router.choose(sync=True, key="call-1")
+    assert all(router.choose(sync=True, key="call-1") == first for _ in range(5))
+    router.forget_rank(first)
+    router.choose(sync=True)  # move the rotation on
+    assert router.choose(sync=True, key="call-1") != first or len(router.slots) == 1
+
+
+def test_pinning_a_rank_that_does_not_exist_is_refused() -> None:
+    router = ready_router("round_robin")
+    assert router.choose(sync=True, pin=2) == 2
+    with pytest.raises(LookupError):
+        router.choose(sync=True, pin=9)
+
+
+def test_one_synchronous_job_at_a_time_per_worker() -> None:
+    router = ready_router("round_robin", ranks=1)
+    slot = router.slots[1]
+    slot.sync_queue.extend([1, 2])
+    assert router.next_sync(slot) == 1
+    slot.sync_ticket = 1
+    assert router.next_sync(slot) is None
+    slot.sync_ticket = None
+    assert router.next_sync(slot) == 2
+
+
+def test_async_transfers_are_capped_per_worker() -> None:
+    router = ready_router("round_robin", ranks=1, async_max=2)
+    slot = router.slots[1]
+    slot.async_queue.extend([1, 2, 3])
+    started = []
+    while (t := router.next_async(slot)) is not None:
+        started.append(t)
+        slot.async_txns.add(str(t))
+    assert started == [1, 2]
+    slot.async_txns.discard("1")
+    assert router.next_async(slot) == 3
+
+
+def test_suspended_transactions_expire_at_their_deadline_once() -> None:
+    ledger = Ledger("p")
+    job = ledger.admit(b"c", 1, "http_async_query", b"", now=0.0)
+    job.txn, job.mode = ledger.new_txn(), "suspend"
+    ledger.answer(job.ticket)
+    ledger.start_transfer(job, suspend_deadline=5.0)
+    assert ledger.next_deadline() == 5.0
+    assert ledger.expired(4.9) == []
+    assert ledger.expired(5.0) == [job]
+    assert ledger.expired(6.0) == []
+    assert ledger.finish_transfer(job.txn) is None  # a late completion finds nothing to answer
+
+
+def test_a_completed_transfer_no_longer_expires() -> None:
+    ledger = Ledger("p")
+    job = ledger.admit(b"c", 1, "http_async_query", b"", now=0.0)
+    job.txn = ledger.new_txn()
+    ledger.answer(job.ticket)
+    ledger.start_transfer(job, suspend_deadline=1.0)
+    assert ledger.finish_transfer(job.txn) is job
+    assert ledger.expired(2.0) == []
+    assert ledger.next_deadline() is None
+
+
+def test_held_by_lists_what_a_dying_worker_must_answer() -> None:
+    ledger = Ledger("p")
+    queued = ledger.admit(b"c", 1, "http_connect", b"", 0.0)
+    queued.rank = 1
+    running = ledger.admit(b"c", 2, "http_connect", b"", 0.0)
+    running.rank, running.dispatched = 1, 0.1
+    other = ledger.admit(b"c", 3, "http_connect", b"", 0.0)
+    other.rank, other.dispatched = 2, 0.1
+    answering, transfers = ledger.held_by(1)
+    assert answering == [running] and transfers == []
