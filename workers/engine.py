@@ -1,0 +1,137 @@
+"""Curl transfers driven from the worker's own poll loop: no threads, no busy loop.
+
+One `CurlMulti` per pool: "async" for http_async_client (Kamailio's async worker shares one
+multi, so its keep-alive cache is shared too), one per named connection for the sync
+operations (Kamailio keeps one easy handle per connection, whose connection cache is that
+connection's alone), and "" for the no-connection functions. A multi is driven by
+`perform()` + `fdset()`: measured here at about 25 µs a request against 40–55 µs for
+`socket_action` with Python callbacks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pycurl
+import zmq
+
+OnDone = Callable[[pycurl.Curl, int, str], None]
+
+
+class _Pool:
+    __slots__ = ("multi", "handles")
+
+    def __init__(self) -> None:
+        self.multi = pycurl.CurlMulti()
+        self.handles: dict[pycurl.Curl, OnDone] = {}
+
+
+class Engine:
+    def __init__(self) -> None:
+        self._pools: dict[str, _Pool] = {}
+        self._pool_of: dict[pycurl.Curl, _Pool] = {}
+        self._registered: dict[int, int] = {}  # fd -> zmq poll flags
+
+    def add(self, pool: str, handle: pycurl.Curl, on_done: OnDone) -> None:
+        p = self._pools.get(pool)
+        if p is None:
+            p = self._pools[pool] = _Pool()
+        p.handles[handle] = on_done
+        self._pool_of[handle] = p
+        p.multi.add_handle(handle)
+        # Kick it once so the connect starts now, not at the next poll timeout.
+        self._perform(p)
+
+    def remove(self, handle: pycurl.Curl) -> None:
+        p = self._pool_of.pop(handle, None)
+        if p is not None:
+            p.handles.pop(handle, None)
+            p.multi.remove_handle(handle)
+
+    def active(self) -> int:
+        return len(self._pool_of)
+
+    def timeout_ms(self) -> int:
+        """When step() must run at the latest; -1 when nothing is in flight."""
+        best = -1
+        for p in self._pools.values():
+            if not p.handles:
+                continue
+            t = p.multi.timeout()
+            if t >= 0 and (best < 0 or t < best):
+                best = t
+        if best < 0 and self._pool_of:
+            best = 100  # curl has no timer but transfers exist: look again soon
+        return best
+
+    def sync_poller(self, poller: zmq.Poller) -> None:
+        """Register exactly the fds curl wants now; only differences touch the poller."""
+        wanted: dict[int, int] = {}
+        for p in self._pools.values():
+            if not p.handles:
+                continue
+            reads, writes, _ = p.multi.fdset()
+            for fd in reads:
+                wanted[fd] = wanted.get(fd, 0) | zmq.POLLIN
+            for fd in writes:
+                wanted[fd] = wanted.get(fd, 0) | zmq.POLLOUT
+        if wanted == self._registered:
+            return
+        for fd in self._registered.keys() - wanted.keys():
+            try:
+                poller.unregister(fd)
+            except KeyError:
+                pass
+        for fd, flags in wanted.items():
+            if self._registered.get(fd) != flags:
+                poller.register(fd, flags)
+        self._registered = wanted
+
+    def step(self) -> None:
+        for p in list(self._pools.values()):
+            if p.handles:
+                self._perform(p)
+
+    def _perform(self, p: _Pool) -> None:
+        multi = p.multi
+        while True:
+            ret, _running = multi.perform()
+            if ret != pycurl.E_CALL_MULTI_PERFORM:
+                break
+        while True:
+            queued, ok_list, err_list = multi.info_read()
+            for handle in ok_list:
+                self._finish(p, handle, 0, "")
+            for handle, code, message in err_list:
+                self._finish(p, handle, code, message)
+            if not queued:
+                break
+
+    def _finish(self, p: _Pool, handle: pycurl.Curl, code: int, message: str) -> None:
+        on_done = p.handles.pop(handle, None)
+        self._pool_of.pop(handle, None)
+        p.multi.remove_handle(handle)
+        if on_done is not None:
+            on_done(handle, code, message)
+
+    def close(self) -> None:
+        for p in self._pools.values():
+            for handle in list(p.handles):
+                p.multi.remove_handle(handle)
+            p.handles.clear()
+            p.multi.close()
+        self._pools.clear()
+        self._pool_of.clear()
+
+
+def run_until_idle(engine: Engine, deadline_s: float) -> None:
+    """Drive the engine alone until every transfer finished (tests, in-process use)."""
+    poller = zmq.Poller()
+    end = time.monotonic() + deadline_s
+    while engine.active() and time.monotonic() < end:
+        engine.sync_poller(poller)
+        timeout = engine.timeout_ms()
+        left_ms = int((end - time.monotonic()) * 1000)
+        poller.poll(min(timeout if timeout >= 0 else left_ms, max(left_ms, 0)))
+        engine.step()
