@@ -1,0 +1,285 @@
+"""Kamailio's http_async_query on the worker's "async" CurlMulti.
+
+All of a worker's async transfers share one multi, as Kamailio's async worker does, so
+keep-alive connections are reused across queries; easy handles come from a free list
+(reset between uses) because a fresh handle per request is measurably slower.
+
+Kamailio's semantics kept: no User-Agent unless a connection gives one, redirects only
+with follow_redirect, `$http_time` all zero on errors, `TIMEOUT` as the error of a timeout.
+Safer than Kamailio by SPEC: http/https only, bodies binary-safe (Kamailio cuts at a NUL),
+and only the final response is reported (never a redirect hop or an auth challenge).
+The timeout is curl's total transfer timeout (Kamailio's is a per-socket inactivity timer).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pycurl
+
+from dispatcher.config import Settings
+from dispatcher.errors import PvError
+from workers import options
+from workers.engine import Engine
+from workers.http_client import join_url
+from workers.pv import expand
+
+log = logging.getLogger("sipcurl.async")
+
+METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
+TIMES = (
+    ("total", pycurl.TOTAL_TIME_T),
+    ("lookup", pycurl.NAMELOOKUP_TIME_T),
+    ("connect", pycurl.CONNECT_TIME_T),
+    ("appconnect", pycurl.APPCONNECT_TIME_T),
+    ("pretransfer", pycurl.PRETRANSFER_TIME_T),
+    ("starttransfer", pycurl.STARTTRANSFER_TIME_T),
+    ("redirect", pycurl.REDIRECT_TIME_T),
+)
+ZERO_TIMES = {name: 0.0 for name, _ in TIMES}
+MAX_FREE_HANDLES = 256
+
+
+class _Query:
+    __slots__ = ("request", "txn", "body", "header_lines", "handle", "started")
+
+    def __init__(self, request: dict, txn: str, handle: pycurl.Curl) -> None:
+        self.request = request
+        self.txn = txn
+        self.handle = handle
+        self.body: list[bytes] = []
+        self.header_lines: list[bytes] = []
+        self.started = time.monotonic()
+
+    def on_header(self, line: bytes) -> None:
+        if line.startswith(b"HTTP/"):
+            self.header_lines = []  # a new response: only the final one is reported
+        self.header_lines.append(line)
+
+
+class AsyncHttpClient:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        on_complete: Callable[[dict], None],
+        worker: dict,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.on_complete = on_complete
+        self.worker = worker
+        self._free: list[pycurl.Curl] = []
+        self._running: dict[str, _Query] = {}
+        self.counts = {"requests": 0, "replies": 0, "errors": 0, "timeouts": 0}
+
+    def stats(self) -> dict[str, int]:
+        return self.counts
+
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    def start(self, request: dict, txn: str) -> dict[str, Any]:
+        self.counts["requests"] += 1
+        try:
+            handle = self._prepare(request)
+        except (ValueError, PvError) as err:
+            self.counts["errors"] += 1
+            return {"rc": -1, "txn": txn, "error_detail": str(err)}
+        query = _Query(request, txn, handle)
+        handle.setopt(pycurl.WRITEFUNCTION, query.body.append)
+        handle.setopt(pycurl.HEADERFUNCTION, query.on_header)
+        self._running[txn] = query
+        reply: dict[str, Any] = {"rc": 1, "txn": txn}
+        if request.get("mode") == "suspend":
+            reply["suspended"] = True
+        self.engine.add("async", handle, lambda h, code, msg: self._done(query, code, msg))
+        return reply
+
+    def cancel(self, txn: str) -> bool:
+        query = self._running.pop(txn, None)
+        if query is None:
+            return False
+        self.engine.remove(query.handle)
+        self._recycle(query.handle)
+        return True
+
+    def _prepare(self, request: dict) -> pycurl.Curl:
+        conf = self.settings.http_async_client
+        pv = request.get("pv") or {}
+        url = request.get("url", "")
+        if "$" in url:
+            url = expand(url, pv, reject_crlf_in_values=True)
+        if "\r" in url or "\n" in url:
+            raise ValueError("CR/LF in url")
+        con = None
+        if request.get("connection"):
+            con = self.settings.connection(request["connection"])
+            if con is None:
+                raise ValueError(f"no connection named {request['connection']!r}")
+            url = join_url(con, url)
+        if not url:
+            raise ValueError("url has no value")
+        headers = list(request.get("headers") or ())
+        for header in headers:
+            if "\r" in header or "\n" in header:
+                raise ValueError("CR/LF in a header")
+        method = request.get("method")
+        if method is not None and method.upper() not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}")
+        handle = self._free.pop() if self._free else pycurl.Curl()
+        try:
+            self._apply(handle, request, url, con, headers, method, conf)
+        except pycurl.error as err:
+            self._recycle(handle)
+            raise ValueError(f"cannot set up the transfer: {err.args[-1]}") from None
+        return handle
+
+    def _apply(
+        self,
+        handle: pycurl.Curl,
+        request: dict,
+        url: str,
+        con: Any,
+        headers: list[str],
+        method: str | None,
+        conf: Any,
+    ) -> None:
+        handle.setopt(pycurl.URL, url)
+        handle.setopt(pycurl.NOSIGNAL, 1)
+        handle.setopt(pycurl.PROTOCOLS, options.HTTP_ONLY)
+        handle.setopt(pycurl.REDIR_PROTOCOLS, options.HTTP_ONLY)
+        handle.setopt(pycurl.TIMEOUT_MS, int(request.get("timeout", conf.connection_timeout)))
+        handle.setopt(
+            pycurl.SSL_VERIFYPEER, 1 if request.get("tls_verify_peer", conf.tls_verify_peer) else 0
+        )
+        handle.setopt(
+            pycurl.SSL_VERIFYHOST, 2 if request.get("tls_verify_host", conf.tls_verify_host) else 0
+        )
+        handle.setopt(pycurl.SSLVERSION, conf.tls_version)
+        cert = request.get("tls_client_cert", conf.tls_client_cert)
+        key = request.get("tls_client_key", conf.tls_client_key)
+        if cert:
+            handle.setopt(pycurl.SSLCERT, cert)
+        if key:
+            handle.setopt(pycurl.SSLKEY, key)
+        ca_path = request.get("tls_ca_path", conf.tls_ca_path)
+        if ca_path:
+            handle.setopt(pycurl.CAPATH, ca_path)
+        if headers:
+            handle.setopt(pycurl.HTTPHEADER, headers)
+        body = request.get("body")
+        if body is not None and body != b"" and body != "":
+            data = body if isinstance(body, bytes) else body.encode("utf-8", "surrogateescape")
+            handle.setopt(pycurl.POSTFIELDSIZE, len(data))
+            handle.setopt(pycurl.COPYPOSTFIELDS, data)
+        if method is not None:
+            handle.setopt(pycurl.CUSTOMREQUEST, method.upper())
+        username = request.get("username", con.username if con else None)
+        password = request.get("password", con.password if con else None)
+        if username:
+            handle.setopt(pycurl.USERNAME, username)
+            handle.setopt(
+                pycurl.HTTPAUTH,
+                request.get("authmethod", con.authmethod if con else conf.authmethod),
+            )
+        if password:
+            handle.setopt(pycurl.PASSWORD, password)
+        if con is not None:
+            handle.setopt(pycurl.USERAGENT, con.useragent)
+            if con.http_proxy is not None and con.http_proxy_port > 0:
+                handle.setopt(pycurl.PROXY, con.http_proxy)
+                handle.setopt(pycurl.PROXYPORT, con.http_proxy_port)
+        if request.get("follow_redirect", conf.curl_follow_redirect):
+            handle.setopt(pycurl.FOLLOWLOCATION, 1)
+        if request.get("keepalive", conf.tcp_keepalive):
+            handle.setopt(pycurl.TCP_KEEPALIVE, 1)
+            idle = request.get("ka_idle", conf.tcp_ka_idle)
+            interval = request.get("ka_interval", conf.tcp_ka_interval)
+            if idle:
+                handle.setopt(pycurl.TCP_KEEPIDLE, idle)
+            if interval:
+                handle.setopt(pycurl.TCP_KEEPINTVL, interval)
+        if conf.curl_verbose:
+            handle.setopt(pycurl.VERBOSE, 1)
+            handle.setopt(pycurl.DEBUGFUNCTION, _debug)
+
+    def _done(self, query: _Query, code: int, message: str) -> None:
+        if self._running.pop(query.txn, None) is None:
+            return  # cancelled meanwhile
+        handle, req = query.handle, query.request
+        completion: dict[str, Any] = {
+            "id": req.get("id"),
+            "txn": query.txn,
+            "route": req.get("route"),
+            "xdata": req.get("xdata"),
+            "worker": self.worker,
+        }
+        if code == 0:
+            self.counts["replies"] += 1
+            status_line, headers = _parse_head(query.header_lines)
+            body = b"".join(query.body)
+            completion.update(
+                http_ok=True,
+                http_err=None,
+                http_rs=int(handle.getinfo(pycurl.RESPONSE_CODE)),
+                http_rr=status_line,
+                http_hdrs=headers,
+                http_rb=body,
+                http_bs=len(body),
+                http_time={name: handle.getinfo(info) / 1000.0 for name, info in TIMES},
+            )
+        else:
+            if code == pycurl.E_OPERATION_TIMEDOUT:
+                self.counts["timeouts"] += 1
+                err = "TIMEOUT"
+            else:
+                self.counts["errors"] += 1
+                err = message or f"curl error {code}"
+            completion.update(
+                http_ok=False, http_err=err, http_rs=0, http_rr="", http_hdrs=[],
+                http_rb=b"", http_bs=0, http_time=dict(ZERO_TIMES),
+            )  # fmt: skip
+        self._recycle(handle)
+        self.on_complete(completion)
+
+    def _recycle(self, handle: pycurl.Curl) -> None:
+        if len(self._free) < MAX_FREE_HANDLES:
+            handle.reset()
+            self._free.append(handle)
+        else:
+            handle.close()
+
+    def close(self) -> None:
+        for txn in list(self._running):
+            self.cancel(txn)
+        for handle in self._free:
+            handle.close()
+        self._free.clear()
+
+
+def _parse_head(lines: list[bytes]) -> tuple[str, list[list[str]]]:
+    """Reason phrase and headers of the final response."""
+    reason = ""
+    headers: list[list[str]] = []
+    for raw in lines:
+        text = raw.decode("latin-1").rstrip("\r\n")
+        if text.startswith("HTTP/"):
+            parts = text.split(" ", 2)
+            reason = parts[2] if len(parts) > 2 else ""
+            continue
+        if not text or text[0] in " \t":
+            continue
+        name, sep, value = text.partition(":")
+        if sep:
+            headers.append([name.strip(), value.strip()])
+    return reason, headers
+
+
+def _debug(kind: int, data: bytes) -> None:
+    prefix = {0: "[cURL]", 1: "[cURL hdr in]", 2: "[cURL hdr out]"}.get(kind)
+    if prefix:
+        log.info("%s %s", prefix, data.decode("latin-1", "replace").rstrip())
