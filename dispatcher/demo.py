@@ -66,9 +66,31 @@ def run(args: argparse.Namespace) -> int:
         plot = out / "demo.png"
         loadtest.write_plot(results[-1][1], str(plot))
         print(f"\nsummary: offered -> achieved calls/s (capacity C/L = {capacity:.0f})")
+        print(
+            f"  {'load':>6} {'offered/s':>10} {'achieved/s':>11} {'queue p99 ms':>13} {'backend TCP':>12}"
+        )
         for factor, result in results:
-            summary = loadtest.result_to_json(result)
-            print(f"  {factor:>4.0%}: {summary}")
+            s = loadtest.result_to_json(result)
+            print(
+                f"  {factor:>6.0%} {s['offered_rate']:>10.1f} {s['achieved_rate']:>11.1f} "
+                f"{s['latency']['queue']['p99']:>13.1f} {s.get('backend', {}).get('connections_accepted', '?'):>12}"
+            )
+        service.stop()
+        text, frontend, _events = localrun.service_config(
+            workers=args.workers,
+            http_client=f"keep_connections = 0\nhttpcon = api=>{backend_url}/api",
+        )
+        service = localrun.start_service(text, args.workers, work)
+        print("\n== keep_connections = 0, offered 50% of capacity ==", flush=True)
+        fresh = loadtest.run_load(
+            frontend=frontend, jobs=jobs, rate=capacity * 0.5, concurrency=None,
+            duration_s=args.seconds / 2, warmup_s=0.0, backend_url=backend_url, progress=not args.quiet,
+        )  # fmt: skip
+        f = loadtest.result_to_json(fresh)
+        print(
+            f"  keep_connections=1: {args.workers} workers kept {args.workers} TCP connections for every call; "
+            f"keep_connections=0: {f['answered']} calls opened {f.get('backend', {}).get('connections_accepted', '?')}"
+        )
         print(f"\nplot: {plot}")
         return 0
     finally:
