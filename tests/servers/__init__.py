@@ -109,7 +109,10 @@ class HttpTestServer:
     # -- serving --
 
     def _serve(self) -> None:
-        self.sock.settimeout(0.2)
+        try:
+            self.sock.settimeout(0.2)
+        except OSError:
+            return  # stopped before it started
         while not self._stop.is_set():
             try:
                 conn, _ = self.sock.accept()
