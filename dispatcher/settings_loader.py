@@ -262,7 +262,9 @@ def load_settings(
                 text = f.read()
         except OSError as exc:
             raise ConfigError(f"cannot read: {exc.strerror}", file=path) from None
-        parser = configparser.ConfigParser(interpolation=_EnvInterpolation(), strict=True)
+        parser = configparser.ConfigParser(
+            interpolation=_EnvInterpolation(), strict=True, inline_comment_prefixes=("#", ";")
+        )
         parser.optionxform = str  # type: ignore[assignment,method-assign]  # Kamailio's names are exact
         try:
             parser.read_string(text, source=path)
