@@ -188,7 +188,9 @@ class AsyncHttpClient:
             )
         if password:
             handle.setopt(pycurl.PASSWORD, password)
-        if con is not None:
+        if con is None:
+            handle.setopt(pycurl.USERAGENT, "")  # pycurl sets "PycURL/..."; Kamailio sends none
+        else:
             handle.setopt(pycurl.USERAGENT, con.useragent)
             if con.http_proxy is not None and con.http_proxy_port > 0:
                 handle.setopt(pycurl.PROXY, con.http_proxy)

@@ -86,6 +86,8 @@ def apply_connection_options(
 def apply_query_options(handle: pycurl.Curl, http: HttpClientSettings) -> None:
     if http.useragent:
         handle.setopt(pycurl.USERAGENT, http.useragent)
+    else:
+        handle.setopt(pycurl.USERAGENT, "")  # curl then sends none; pycurl would send its own
     apply_tls(
         handle,
         client_cert=http.client_cert,

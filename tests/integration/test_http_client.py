@@ -427,3 +427,11 @@ def test_unknown_connections(tmp_path: Path) -> None:
     assert e(op="http_get_content_type", connection="x") == {"result": None}
     assert e(op="http_get_redirect", connection="x")["rc"] == -1
     assert e(op="http_connect", connection="x", url="/")["rc"] == -1
+
+
+def test_an_empty_useragent_sends_none_for_the_query_functions(
+    tmp_path: Path, http_server: HttpTestServer
+) -> None:
+    e = engine(tmp_path, 'useragent = ""\n')
+    e(op="http_client_query", url=http_server.url("/echo"))
+    assert http_server.requests[-1].header("User-Agent") is None
