@@ -68,7 +68,8 @@ def _convert(type_text: Any, raw: str) -> Any:
     if text == "float":
         return float(raw.strip())
     if text == "str":
-        return raw.strip()
+        value = raw.strip()
+        return "" if value == '""' else value
     if text == "str | None":
         value = raw.strip()
         return None if value in ("", '""') else value
