@@ -96,7 +96,9 @@ class Dispatcher:
         self.by_identity: dict[bytes, int] = {}
         self.gathers: dict[int, Gather] = {}
         self._gather_ids = 0
-        self.event_seq = 0
+        self.event_seq: dict[str, int] = defaultdict(
+            int
+        )  # per route: a route's subscriber sees gaps
         self.resume_seq = 0
         self.stopping = False
         self.stop_deadline = 0.0
@@ -476,11 +478,12 @@ class Dispatcher:
                 wire.append_fields(completion, {"type": "resume", "seq": self.resume_seq}),
             )
             return
-        self.event_seq += 1
-        topic = (job.route or "").encode()
+        route = job.route or ""
+        self.event_seq[route] += 1
+        topic = route.encode()
         try:
             self.events.send_multipart(
-                [topic, wire.append_fields(completion, {"seq": self.event_seq})], zmq.NOBLOCK
+                [topic, wire.append_fields(completion, {"seq": self.event_seq[route]})], zmq.NOBLOCK
             )
         except zmq.Again:
             pass  # PUB never blocks the loop; subscribers see the gap in seq

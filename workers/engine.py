@@ -39,9 +39,9 @@ class Engine:
             p = self._pools[pool] = _Pool()
         p.handles[handle] = on_done
         self._pool_of[handle] = p
+        # No perform() here: the transfer starts at the loop's next step(), so a job's reply
+        # always leaves before its completion can.
         p.multi.add_handle(handle)
-        # Kick it once so the connect starts now, not at the next poll timeout.
-        self._perform(p)
 
     def remove(self, handle: pycurl.Curl) -> None:
         p = self._pool_of.pop(handle, None)
