@@ -210,3 +210,51 @@ def test_reload_keeps_old_connections_on_a_bad_file_and_sighup_reloads(
         assert client.call("http_connect", connection="newcon", url="", worker=2)["rc"] == 200
         assert client.call("http_connection_exists", connection="filecon")["rc"] == 0
         assert client.call("http_connection_exists", connection="api")["rc"] == 1  # httpcons stay
+
+
+def test_a_bad_configuration_stops_start_up_naming_file_line_and_value(tmp_path: Path) -> None:
+    ini = tmp_path / "bad.ini"
+    ini.write_text("[dispatcher]\nworkers = 1\n\n[http_client]\nhttpcon = api = > http://h/\n")
+    out = sipcurl("serve", "-c", str(ini))
+    assert out.returncode == 2
+    assert f"{ini}:5" in out.stderr and "api = > http://h/" in out.stderr
+    cfg = tmp_path / "kamailio.cfg"
+    cfg.write_text('loadmodule "http_client.so"\nmodparam("http_client", "maxdatasize", MAXSIZE)\n')
+    out = sipcurl("serve", "-c", str(ini), "--kamailio-cfg", str(cfg))
+    assert out.returncode == 2 and f"{cfg}:2" in out.stderr and "MAXSIZE" in out.stderr
+
+
+def test_serve_takes_modparams_from_a_kamailio_cfg(tmp_path: Path, http_server: Any) -> None:
+    cfg = tmp_path / "kamailio.cfg"
+    cfg.write_text(
+        '#!define API "api=>' + http_server.url("/echo") + '"\n'
+        'modparam("http_client", "keep_connections", 1)\n'
+        'modparam("http_client", "httpcon", API)\n'
+    )
+    svc = Service(workers=1, http_client="", extra="")
+    svc.stop()
+    ini = tmp_path / "s.ini"
+    ini.write_text(svc.config.read_text().replace("[http_client]\n", ""))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dispatcher.cli",
+            "serve",
+            "-c",
+            str(ini),
+            "--kamailio-cfg",
+            str(cfg),
+        ],
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    try:
+        with Client(svc.frontend, timeout_s=15) as client:
+            assert client.call("http_connect", connection="api", url="/k")["rc"] == 200
+            for _ in range(4):
+                client.call("http_connect", connection="api", url="/k")
+        assert http_server.accepts == 1  # keep_connections came from the kamailio.cfg
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

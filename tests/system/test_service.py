@@ -183,14 +183,15 @@ def test_a_killed_worker_is_replaced_and_its_job_answered(service: Service) -> N
     c.send({"id": rid, "op": "http_connect", "connection": "slow", "url": "?ms=5000", "worker": 1})
     time.sleep(0.3)  # let the call reach the worker; the answer is what we assert
     os.kill(pids[1], signal.SIGKILL)
+    killed = time.monotonic()
     reply = c.wait_for(lambda m: m.get("id") == rid, timeout_s=5)
     assert reply["error"]["code"] == "worker_lost"
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:
+    while time.monotonic() - killed < 3:
         rows = {r["rank"]: r for r in service.workers()}
         if rows[1]["state"] == "ready" and rows[1]["pid"] != pids[1]:
             break
     assert rows[1]["state"] == "ready" and rows[1]["pid"] != pids[1]
+    assert time.monotonic() - killed < 1.0  # replaced under its rank within a second
     assert c.call(op="http_connect", connection="api", url="/", worker=1)["rc"] == 200
 
 
@@ -217,3 +218,49 @@ def test_sigterm_drains_in_flight_work_then_exits_zero(service: Service) -> None
     replies = {i: c.wait_for(lambda m, i=i: m.get("id") == i, timeout_s=10) for i in ids}
     assert all(r["rc"] == 200 for r in replies.values())
     assert service.proc.wait(timeout=10) == 0
+
+
+def test_a_killed_worker_s_async_transfers_complete_as_failed(
+    service: Service, http_server: Any
+) -> None:
+    c = service.client
+    pids = service.worker_pids()
+    firsts = [
+        c.call(
+            op="http_async_query",
+            url=http_server.url("/slow?ms=5000"),
+            route="R",
+            mode="suspend",
+            timeout=9000,
+            worker=2,
+        )
+        for _ in range(5)
+    ]
+    assert all(f["rc"] == 1 for f in firsts)
+    os.kill(pids[2], signal.SIGKILL)
+    resumes = [
+        c.wait_for(
+            lambda m, t=f["txn"]: m.get("type") == "resume" and m.get("txn") == t, timeout_s=5
+        )
+        for f in firsts
+    ]
+    assert all(r["http_ok"] is False and r["http_err"] == "worker lost" for r in resumes)
+    assert [m for m in c.receive(0.5) if m.get("type") == "resume"] == []  # exactly one each
+
+
+def test_a_hung_worker_is_detected_and_replaced(service: Service) -> None:
+    pids = service.worker_pids()
+    os.kill(pids[1], signal.SIGSTOP)  # alive but silent: no more heartbeats
+    try:
+        deadline = time.monotonic() + 5  # heartbeat 200 ms x liveness 3 in these tests
+        while time.monotonic() < deadline:
+            rows = {r["rank"]: r for r in service.workers()}
+            if rows[1]["state"] == "ready" and rows[1]["pid"] != pids[1]:
+                break
+            time.sleep(0.1)
+        assert rows[1]["pid"] != pids[1] and rows[1]["state"] == "ready"
+    finally:
+        try:
+            os.kill(pids[1], signal.SIGKILL)
+        except ProcessLookupError:
+            pass
