@@ -28,6 +28,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs
 
 import multiprocess
@@ -101,8 +102,8 @@ class Stats:
         if 0 <= code < STATUS_SLOTS:
             self.statuses[code] += 1
 
-    def snapshot(self) -> dict:
-        out = {name: int(self.values[i]) for name, i in self.index.items()}
+    def snapshot(self) -> dict[str, Any]:
+        out: dict[str, Any] = {name: int(self.values[i]) for name, i in self.index.items()}
         out["connections_accepted"] = out.pop("accepted")
         out["connections_open"] = out.pop("open")
         out["responses"] = {str(c): int(n) for c, n in enumerate(self.statuses) if n}

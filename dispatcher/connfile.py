@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from dispatcher.config import Connection, HttpClientSettings
 from dispatcher.errors import ConfigError
@@ -207,14 +208,6 @@ def parse_connections_file(
         proxy = values.get("http_proxy", defaults.httpproxy)
         on = isinstance(port, int) and port > 0 and proxy is not None  # port 0 disables it
         values["http_proxy"], values["http_proxy_port"] = (proxy, port) if on else (None, 0)
-        out.append(
-            replace(
-                base,
-                name=name,
-                schema=schema,
-                url=rest[2:],
-                origin=f"{filename}:{lineno}",
-                **values,
-            )
-        )  # type: ignore[arg-type]
+        fields: dict[str, Any] = {**values, "name": name, "schema": schema, "url": rest[2:]}
+        out.append(replace(base, origin=f"{filename}:{lineno}", **fields))
     return tuple(out)

@@ -89,7 +89,7 @@ def run_load(
     backend_url: str | None = None,
     progress: bool = True,
 ) -> LoadResult:
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context = zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
     sock.linger = 0
     sock.sndhwm = sock.rcvhwm = 1_000_000

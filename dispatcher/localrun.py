@@ -93,7 +93,7 @@ def start_service(config_text: str, workers: int, folder: Path, timeout_s: float
 
 
 def wait_ready(frontend: str, workers: int, child: Child, timeout_s: float) -> None:
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context = zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
     sock.linger = 0
     sock.connect(frontend)
