@@ -435,3 +435,19 @@ def test_an_empty_useragent_sends_none_for_the_query_functions(
     e = engine(tmp_path, 'useragent = ""\n')
     e(op="http_client_query", url=http_server.url("/echo"))
     assert http_server.requests[-1].header("User-Agent") is None
+
+
+def test_tlsversion_and_cipher_suites_reach_curl(
+    tmp_path: Path, tls_material: Any, tls_server_factory: Any
+) -> None:
+    server = tls_server_factory()
+    ca = tls_material.ca_file
+    tls13 = engine(tmp_path, f"cacert = {ca}\ntlsversion = 7\n")  # CURL_SSLVERSION_TLSv1_3
+    assert tls13(op="http_client_query", url=server.url("/echo"))["rc"] == 200
+    bogus = engine(tmp_path, f"cacert = {ca}\ncipher_suites = NO-SUCH-CIPHER\ntlsversion = 6\n")
+    assert bogus(op="http_client_query", url=server.url("/echo"))["rc"] == 59  # CURLE_SSL_CIPHER
+    named = engine(
+        tmp_path,
+        f"cacert = {ca}\nhttpcon = s=>{server.url('/echo')};cipher_suites=ECDHE-RSA-AES128-GCM-SHA256;tlsversion=6\n",
+    )
+    assert named(op="http_connect", connection="s", url="")["rc"] == 200
