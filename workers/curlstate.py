@@ -2,14 +2,13 @@
 
 Per named connection: the kept easy handle (keep_connections), the last redirect URL
 (CURLINFO_EFFECTIVE_URL) and the last Content-Type. Per process: the connok/connfail
-counters' share and the response headers of the last transfer. TCP connections are counted
-as curl opens and closes them, so `core.workers` can show what a backend sees.
+counters' share and the response headers of the last transfer. The TCP connections the
+process holds are read from /proc, so `core.workers` can show what a backend sees.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 
 import pycurl
 
@@ -25,7 +24,6 @@ class CurlState:
         self.last_redirect: dict[str, str] = {}
         self.last_content_type: dict[str, str] = {}
         self.response_headers: list[tuple[str, str]] = []
-        self.open_tcp_connections = 0
 
     def handle_for(self, name: str, keep: bool) -> pycurl.Curl:
         """A kept handle is reset (options cleared, live connections kept), as Kamailio does."""
@@ -42,23 +40,34 @@ class CurlState:
         if self.kept.get(name) is not handle:
             handle.close()
 
-    def count_connections(self, handle: pycurl.Curl) -> None:
-        handle.setopt(pycurl.OPENSOCKETFUNCTION, self._open_socket)
-        handle.setopt(pycurl.CLOSESOCKETFUNCTION, self._close_socket)
-
-    def _open_socket(self, _purpose: int, address: object) -> socket.socket:
-        family, socktype, protocol = address.family, address.socktype, address.protocol  # type: ignore[attr-defined]
-        sock = socket.socket(family, socktype, protocol)
-        self.open_tcp_connections += 1
-        return sock
-
-    def _close_socket(self, fd: int) -> int:
-        self.open_tcp_connections -= 1
+    def tcp_connections(self, exclude_ports: frozenset[int] = frozenset()) -> int:
+        """Established TCP connections this process holds, read from /proc (curl closes
+        some sockets where no Python callback can run, so counting callbacks undercounts).
+        `exclude_ports`: remote ports that are not HTTP backends (the dispatcher's)."""
+        inodes = set()
         try:
-            os.close(fd)
+            for fd in os.listdir("/proc/self/fd"):
+                try:
+                    target = os.readlink(f"/proc/self/fd/{fd}")
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
         except OSError:
-            pass
-        return 0
+            return 0
+        count = 0
+        for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+            try:
+                with open(table, encoding="ascii") as f:
+                    next(f)
+                    for line in f:
+                        fields = line.split()
+                        if fields[3] == "01" and fields[9] in inodes:
+                            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+                            count += remote_port not in exclude_ports
+            except OSError:
+                continue
+        return count
 
     def reload(self, settings: Settings) -> None:
         """Connections that changed or went away lose their handle and remembered state."""

@@ -1,9 +1,11 @@
 """Curl transfers driven from the worker's own poll loop: no threads, no busy loop.
 
 One `CurlMulti` per pool: "async" for http_async_client (Kamailio's async worker shares one
-multi, so its keep-alive cache is shared too), one per named connection for the sync
-operations (Kamailio keeps one easy handle per connection, whose connection cache is that
-connection's alone), and "" for the no-connection functions. A multi is driven by
+multi, so its keep-alive cache is shared too), one per kept named connection (Kamailio keeps
+one easy handle per connection, whose connection cache is that connection's alone), and a
+one-off multi for each transfer of pool None, closed with it, like an easy handle Kamailio
+cleans up after the call (its connections close, but within the transfer an auth retry or
+a redirect may still reuse them). A multi is driven by
 `perform()` + `fdset()`: measured here at about 25 µs a request against 40–55 µs for
 `socket_action` with Python callbacks.
 """
@@ -20,11 +22,13 @@ OnDone = Callable[[pycurl.Curl, int, str], None]
 
 
 class _Pool:
-    __slots__ = ("multi", "handles")
+    __slots__ = ("name", "multi", "handles", "ephemeral")
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        self.name = name
         self.multi = pycurl.CurlMulti()
         self.handles: dict[pycurl.Curl, OnDone] = {}
+        self.ephemeral = name.startswith("\0")
 
 
 class Engine:
@@ -32,11 +36,15 @@ class Engine:
         self._pools: dict[str, _Pool] = {}
         self._pool_of: dict[pycurl.Curl, _Pool] = {}
         self._registered: dict[int, int] = {}  # fd -> zmq poll flags
+        self._once = 0
 
-    def add(self, pool: str, handle: pycurl.Curl, on_done: OnDone) -> None:
+    def add(self, pool: str | None, handle: pycurl.Curl, on_done: OnDone) -> None:
+        if pool is None:
+            self._once += 1
+            pool = f"\0once-{self._once}"
         p = self._pools.get(pool)
         if p is None:
-            p = self._pools[pool] = _Pool()
+            p = self._pools[pool] = _Pool(pool)
         p.handles[handle] = on_done
         self._pool_of[handle] = p
         # No perform() here: the transfer starts at the loop's next step(), so a job's reply
@@ -48,6 +56,13 @@ class Engine:
         if p is not None:
             p.handles.pop(handle, None)
             p.multi.remove_handle(handle)
+            self._retire(p)
+
+    def _retire(self, p: _Pool) -> None:
+        """A one-off pool closes with its transfer, and its connections with it."""
+        if p.ephemeral and not p.handles and self._pools.get(p.name) is p:
+            del self._pools[p.name]
+            p.multi.close()
 
     def active(self) -> int:
         return len(self._pool_of)
@@ -99,19 +114,22 @@ class Engine:
             ret, _running = multi.perform()
             if ret != pycurl.E_CALL_MULTI_PERFORM:
                 break
+        finished: list[tuple[pycurl.Curl, int, str]] = []
         while True:
             queued, ok_list, err_list = multi.info_read()
-            for handle in ok_list:
-                self._finish(p, handle, 0, "")
-            for handle, code, message in err_list:
-                self._finish(p, handle, code, message)
+            finished.extend((handle, 0, "") for handle in ok_list)
+            finished.extend(err_list)
             if not queued:
                 break
+        # Callbacks run after the multi is read out: one may close this pool or add to it.
+        for handle, code, message in finished:
+            self._finish(p, handle, code, message)
 
     def _finish(self, p: _Pool, handle: pycurl.Curl, code: int, message: str) -> None:
         on_done = p.handles.pop(handle, None)
         self._pool_of.pop(handle, None)
         p.multi.remove_handle(handle)
+        self._retire(p)  # before on_done may close the handle whose callbacks close sockets
         if on_done is not None:
             on_done(handle, code, message)
 

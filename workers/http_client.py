@@ -28,8 +28,12 @@ from workers.pv import expand
 
 @dataclass(frozen=True)
 class Transfer:
+    """A configured transfer and the connection cache it may use: a kept connection's
+    own (its name), or None for a one-off cache closed with the transfer, which is what a
+    Kamailio easy handle cleaned up after the call amounts to."""
+
     handle: pycurl.Curl
-    pool: str  # connection name, or "" for the no-connection functions
+    pool: str | None
 
 
 Op = Generator[Transfer, int, dict]
@@ -224,7 +228,7 @@ class HttpClient:
         else:
             handle.setopt(pycurl.POST, 0)
         body, headers = self._collect(handle, con.maxdatasize)
-        code = yield Transfer(handle, con.name)
+        code = yield Transfer(handle, con.name if con.keep_connections else None)
         rc, result = self._outcome(handle, code, body, headers, oneline=False)
         if code == 0:
             state.last_redirect[con.name] = handle.getinfo(pycurl.EFFECTIVE_URL) or ""
@@ -284,7 +288,7 @@ class HttpClient:
         if hdrs:
             handle.setopt(pycurl.HTTPHEADER, [hdrs])
         body, headers = self._collect(handle, http.query_maxdatasize)
-        code = yield Transfer(handle, "")
+        code = yield Transfer(handle, None)
         rc, result = self._outcome(handle, code, body, headers, oneline=http.query_result == 1)
         handle.close()
         return self._reply(rc, result)
@@ -294,7 +298,6 @@ class HttpClient:
     def _collect(self, handle: pycurl.Curl, cap: int) -> tuple[_Body, _Headers | None]:
         body = _Body(cap)
         handle.setopt(pycurl.WRITEFUNCTION, body.write)
-        self.state.count_connections(handle)
         headers = None
         if self.http.response_headers:
             headers = _Headers()

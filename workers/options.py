@@ -33,6 +33,14 @@ def apply_timeout(handle: pycurl.Curl, timeout: int, mode: int) -> None:
         handle.setopt(pycurl.TIMEOUT_MS, timeout)
 
 
+def apply_redirects(handle: pycurl.Curl, follow: int) -> None:
+    """Kamailio sets no hop limit, and the libcurl it was built on had none: libcurl 8
+    stops at 30 hops unless told otherwise."""
+    handle.setopt(pycurl.FOLLOWLOCATION, 1 if follow else 0)
+    if follow:
+        handle.setopt(pycurl.MAXREDIRS, -1)
+
+
 def apply_tls(
     handle: pycurl.Curl,
     *,
@@ -78,9 +86,7 @@ def apply_connection_options(
         handle.setopt(pycurl.PROXY, con.http_proxy)
         handle.setopt(pycurl.PROXYPORT, con.http_proxy_port)
     apply_timeout(handle, con.timeout, http.timeout_mode)
-    handle.setopt(pycurl.FOLLOWLOCATION, 1 if con.httpredirect else 0)
-    if not con.keep_connections:
-        handle.setopt(pycurl.FORBID_REUSE, 1)
+    apply_redirects(handle, con.httpredirect)
 
 
 def apply_query_options(handle: pycurl.Curl, http: HttpClientSettings) -> None:
@@ -102,5 +108,4 @@ def apply_query_options(handle: pycurl.Curl, http: HttpClientSettings) -> None:
         if http.httpproxyport > 0:
             handle.setopt(pycurl.PROXYPORT, http.httpproxyport)
     apply_timeout(handle, http.effective_timeout, http.timeout_mode)
-    handle.setopt(pycurl.FOLLOWLOCATION, 1 if http.httpredirect else 0)
-    handle.setopt(pycurl.FORBID_REUSE, 1)  # Kamailio never keeps these handles
+    apply_redirects(handle, http.httpredirect)

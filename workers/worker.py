@@ -52,6 +52,10 @@ class Worker:
         self.sock.sndhwm = self.sock.rcvhwm = 100_000
         self.sock.identity = f"{rank}:{self.pid}:{socket.gethostname()}".encode()
         self.sock.connect(endpoint)
+        port = endpoint.rsplit(":", 1)[-1]
+        self._dispatcher_ports = frozenset(
+            {int(port)} if endpoint.startswith("tcp://") and port.isdigit() else ()
+        )
         self.state = CurlState(settings)
         self.engine = Engine()
         self.http = HttpClient(settings, self.state)
@@ -101,7 +105,8 @@ class Worker:
         now = time.monotonic()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.heartbeat_s
-            self._send(wire.HEARTBEAT, wire.pack(self.status()))
+            beat = {"jobs_served": self.jobs_served, "async_inflight": self.async_http.in_flight()}
+            self._send(wire.HEARTBEAT, wire.pack(beat))
 
     def _drain(self) -> None:
         for _ in range(1000):
@@ -226,7 +231,7 @@ class Worker:
         return {
             **self.info,
             "jobs_served": self.jobs_served,
-            "tcp_connections": self.state.open_tcp_connections,
+            "tcp_connections": self.state.tcp_connections(self._dispatcher_ports),
             "async_inflight": self.async_http.in_flight(),
         }
 
