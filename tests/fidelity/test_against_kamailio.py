@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from dispatcher.settings_loader import load_settings
+from tests.conftest import TlsMaterial
 from tests.fidelity.harness import Case, Kamailio, Outcome, kamailio_available
 from tests.servers import HttpTestServer, ProxyServer
 from workers.curlstate import CurlState
@@ -37,6 +38,10 @@ class Env:
     port: int
     dead: int
     proxy: int
+    ca: str = ""
+    tls_good: str = ""
+    tls_wrong_host: str = ""
+    tls_untrusted: str = ""
 
 
 def group_default(e: Env) -> tuple[list[tuple[str, Any]], list[Case]]:
@@ -347,7 +352,42 @@ def group_proxy_port_zero(e: Env) -> tuple[list[tuple[str, Any]], list[Case]]:
     ]
 
 
+def group_tls(e: Env) -> tuple[list[tuple[str, Any]], list[Case]]:
+    params: list[tuple[str, Any]] = [
+        ("useragent", "fidelity/1.0"),
+        ("cacert", e.ca),
+        ("httpcon", f"tls=>{e.tls_good}/echo"),
+        ("httpcon", f"tlsname=>{e.tls_wrong_host}/echo"),
+        ("httpcon", f"tlsca=>{e.tls_untrusted}/echo"),
+        ("httpcon", f"tlslax=>{e.tls_untrusted}/echo;verify_peer=0;verify_host=0"),
+    ]
+    return params, [
+        Case("tls-trusted", "http_connect", {"connection": "tls", "url": "/t"}),
+        Case(
+            "tls-wrong-hostname",
+            "http_connect",
+            {"connection": "tlsname", "url": ""},
+            compare_request=False,
+        ),
+        Case(
+            "tls-untrusted-ca",
+            "http_connect",
+            {"connection": "tlsca", "url": ""},
+            compare_request=False,
+        ),
+        Case("tls-verify-off", "http_connect", {"connection": "tlslax", "url": "/lax"}),
+        Case("tls-query-trusted", "http_client_query", {"url": f"{e.tls_good}/echo/q"}),
+        Case(
+            "tls-query-untrusted",
+            "http_client_query",
+            {"url": f"{e.tls_untrusted}/echo/q"},
+            compare_request=False,
+        ),
+    ]
+
+
 GROUPS = [
+    group_tls,
     group_default,
     group_redirect,
     group_caps,
@@ -360,16 +400,32 @@ GROUPS = [
 
 
 @pytest.fixture(scope="module")
-def env() -> Iterator[tuple[Env, HttpTestServer, ProxyServer]]:
+def env(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Env, HttpTestServer, ProxyServer]]:
     server = HttpTestServer()
     proxy = ProxyServer()
+    tls = TlsMaterial(tmp_path_factory.mktemp("fidelity-tls"))
+    good = HttpTestServer(tls=tls.server_context())
+    wrong = HttpTestServer(tls=tls.server_context(hosts=("other.example",)))
+    untrusted = HttpTestServer(tls=tls.server_context(untrusted=True))
+    base = [srv.url("").rstrip("/") for srv in (good, wrong, untrusted)]
     try:
         yield (
-            Env(server.url("").rstrip("/"), server.port, _refused_port(), proxy.port),
+            Env(
+                server.url("").rstrip("/"),
+                server.port,
+                _refused_port(),
+                proxy.port,
+                str(tls.ca_file),
+                *base,
+            ),
             server,
             proxy,
         )
     finally:
+        for srv in (good, wrong, untrusted):
+            srv.stop()
         proxy.stop()
         server.stop()
 
