@@ -104,6 +104,7 @@ class Dispatcher:
         self.stop_deadline = 0.0
         self._signals: list[int] = []
         self._outbox: dict[tuple[bytes, bool], list[bytes]] = defaultdict(list)
+        self._events_out: dict[str, list[bytes]] = defaultdict(list)
         self._next_heartbeat = 0.0
         self._ctx: zmq.Context | None = None
 
@@ -480,13 +481,9 @@ class Dispatcher:
             return
         route = job.route or ""
         self.event_seq[route] += 1
-        topic = route.encode()
-        try:
-            self.events.send_multipart(
-                [topic, wire.append_fields(completion, {"seq": self.event_seq[route]})], zmq.NOBLOCK
-            )
-        except zmq.Again:
-            pass  # PUB never blocks the loop; subscribers see the gap in seq
+        self._events_out[route].append(
+            wire.append_fields(completion, {"seq": self.event_seq[route]})
+        )
 
     def _on_worker_exit(self, rank: int) -> None:
         self.supervisor.reap(rank)
@@ -587,17 +584,21 @@ class Dispatcher:
         """Replies to one client that became ready in one loop turn leave as one frame."""
         outbox, self._outbox = self._outbox, defaultdict(list)
         for (client, delimiter), replies in outbox.items():
-            frames = (
-                [client, b"", wire.join_array(replies)]
-                if delimiter
-                else [client, wire.join_array(replies)]
-            )
-            if delimiter and len(replies) > 1:  # a REQ socket takes one reply per request
-                frames = [client, b"", replies[0]]
+            payload = wire.join_array(replies)
+            frames = [client, b"", payload] if delimiter else [client, payload]
             try:
                 self.frontend.send_multipart(frames, zmq.NOBLOCK)
             except zmq.ZMQError:
                 pass  # the client is gone (ROUTER_MANDATORY): nobody left to answer
+        # Completions of one route that became ready in one loop turn leave as one array.
+        events, self._events_out = self._events_out, defaultdict(list)
+        for route, completions in events.items():
+            try:
+                self.events.send_multipart(
+                    [route.encode(), wire.join_array(completions)], zmq.NOBLOCK
+                )
+            except zmq.Again:
+                pass  # PUB never blocks the loop; subscribers see the gap in seq
 
     def _abandon_in_flight(self) -> None:
         """The grace period is over: answer what is left, so nothing goes unanswered."""

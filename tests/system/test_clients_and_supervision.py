@@ -258,3 +258,36 @@ def test_serve_takes_modparams_from_a_kamailio_cfg(tmp_path: Path, http_server: 
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def test_async_max_transfers_bounds_each_worker_and_the_rest_wait(http_server: Any) -> None:
+    svc = Service(workers=1, extra="async_max_transfers = 2\n", http_client="")
+    try:
+        with Client(svc.frontend) as client:
+            firsts = [
+                client.call(
+                    "http_async_query",
+                    url=http_server.url("/slow?ms=400"),
+                    route="R",
+                    mode="suspend",
+                    timeout=5000,
+                )
+                for _ in range(2)
+            ]
+            queued = client.submit(
+                {
+                    "op": "http_async_query",
+                    "url": http_server.url("/slow?ms=400"),
+                    "route": "R",
+                    "mode": "suspend",
+                    "timeout": 5000,
+                }
+            )
+            time.sleep(0.1)
+            row = client.call("rpc", method="core.workers")["result"][0]
+            assert (row["async_inflight"], row["queued"]) == (2, 1)
+            third = client.wait(queued)  # answered once a transfer slot frees
+            resumes = [client.wait_resume(t["txn"]) for t in (*firsts, third)]
+        assert all(r["http_rs"] == 200 for r in resumes)
+    finally:
+        svc.stop()
