@@ -87,6 +87,12 @@ class Rpc:
             "http_async_client:replies": totals["replies"],
             "http_async_client:errors": totals["errors"],
             "http_async_client:timeouts": totals["timeouts"],
+            "sipcurl:queued": svc.router.pending(),
+            "sipcurl:in_flight": len(svc.ledger.jobs),
+            "sipcurl:transfers": len(svc.ledger.transfers),
+            "sipcurl:suspended": sum(
+                1 for j in svc.ledger.transfers.values() if j.mode == "suspend"
+            ),
         }
         wanted = [str(p) for p in params if str(p) != "all"]
         if wanted:

@@ -1,0 +1,101 @@
+"""Service faults provoked for real: every job answered, nothing left behind."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any
+
+import zmq
+
+from dispatcher.client import Client
+from tests.system.service import Service
+
+
+def test_sigterm_with_a_thousand_jobs_in_flight_answers_every_one(http_server: Any) -> None:
+    svc = Service(
+        workers=2,
+        extra="max_pending = 5000\n",
+        http_client=f"keep_connections = 1\nhttpcon = api=>{http_server.url('/echo')}\n",
+    )
+    try:
+        with Client(svc.frontend, timeout_s=30) as client:
+            ids = client.submit_many(
+                [{"op": "http_connect", "connection": "api", "url": f"/{i}"} for i in range(1000)]
+            )
+            time.sleep(0.05)
+            svc.signal(signal.SIGTERM)
+            replies = [client.wait(i) for i in ids]
+        outcomes = {r.get("rc") or r["error"]["code"] for r in replies}
+        assert len(replies) == 1000 and outcomes <= {200, "shutting_down"}
+        assert svc.proc.wait(timeout=20) == 0
+    finally:
+        svc.stop()
+
+
+def test_a_slow_subscriber_never_blocks_the_workers(http_server: Any) -> None:
+    svc = Service(workers=2, http_client="")
+    ctx = zmq.Context.instance()
+    lazy = ctx.socket(zmq.SUB)
+    lazy.linger = 0
+    lazy.rcvhwm = 10
+    lazy.setsockopt(zmq.SUBSCRIBE, b"")
+    lazy.connect(svc.events)  # connected, never reads
+    try:
+        with Client(svc.frontend, timeout_s=30) as client:
+            ids = client.submit_many(
+                [
+                    {
+                        "op": "http_async_query",
+                        "url": http_server.url("/body?size=20000"),
+                        "route": "FLOOD",
+                        "timeout": 5000,
+                    }
+                    for _ in range(3000)
+                ]
+            )
+            assert all(client.wait(i)["rc"] == 1 for i in ids)
+            start = time.monotonic()
+            assert client.call("http_connection_exists", connection="x")["rc"] == 0
+            assert time.monotonic() - start < 1.0
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                stats = client.call("rpc", method="stats.get_statistics")["result"]
+                if stats["sipcurl:transfers"] == 0:
+                    break
+                time.sleep(0.1)
+            assert stats["sipcurl:transfers"] == 0 and stats["http_async_client:replies"] >= 3000
+    finally:
+        lazy.close(0)
+        svc.stop()
+
+
+def test_a_client_that_disconnects_leaves_no_suspended_transaction_behind(http_server: Any) -> None:
+    svc = Service(workers=1, http_client="")
+    try:
+        with Client(svc.frontend) as gone:
+            for _ in range(20):
+                assert (
+                    gone.call(
+                        "http_async_query",
+                        url=http_server.url("/slow?ms=300"),
+                        route="R",
+                        mode="suspend",
+                        timeout=3000,
+                    )["rc"]
+                    == 1
+                )
+        with Client(svc.frontend) as watcher:
+            assert (
+                watcher.call("rpc", method="stats.get_statistics")["result"]["sipcurl:suspended"]
+                == 20
+            )
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                stats = watcher.call("rpc", method="stats.get_statistics")["result"]
+                if stats["sipcurl:suspended"] == 0:
+                    break
+                time.sleep(0.1)
+            assert stats["sipcurl:suspended"] == 0 and stats["sipcurl:in_flight"] == 0
+    finally:
+        svc.stop()
