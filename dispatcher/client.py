@@ -58,6 +58,7 @@ class Client:
         for endpoint in _endpoints(frontend):
             sock = self._ctx.socket(zmq.DEALER)
             sock.linger = 0
+            sock.sndtimeo = int(timeout_s * 1000)  # a peer that never completes its handshake
             if curve is not None:
                 curve.apply(sock)
             sock.connect(endpoint)
@@ -83,15 +84,21 @@ class Client:
         """Send one request; returns its id (one is chosen when the request has none)."""
         req = dict(req)
         req.setdefault("id", next(self._ids))
-        next(self._rr).send(wire.pack(req))
+        self._send(wire.pack(req), req["id"])
         return req["id"]
+
+    def _send(self, payload: bytes, rid: Any) -> None:
+        try:
+            next(self._rr).send(payload)
+        except zmq.Again:
+            raise TimeoutError(f"could not send request {rid!r}: no frontend took it") from None
 
     def submit_many(self, reqs: list[dict[str, Any]]) -> list[Any]:
         """One batched frame; each request still gets its own reply."""
         batch = [dict(r) for r in reqs]
         for r in batch:
             r.setdefault("id", next(self._ids))
-        next(self._rr).send(wire.pack(batch))
+        self._send(wire.pack(batch), [r["id"] for r in batch])
         return [r["id"] for r in batch]
 
     def request(self, req: dict[str, Any], timeout_s: float | None = None) -> dict[str, Any]:

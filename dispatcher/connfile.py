@@ -182,8 +182,9 @@ def parse_connections_file(
         try:
             sections[-1][2][field_name] = convert(value)
         except ValueError as exc:
+            shown = "********" if key == "password" else value
             raise ConfigError(
-                str(exc), file=filename, line=lineno, option=key, value=value
+                str(exc), file=filename, line=lineno, option=key, value=shown
             ) from None
 
     out: list[Connection] = []

@@ -24,6 +24,7 @@ from dispatcher.errors import WireError
 from dispatcher.ledger import Job, Ledger
 from dispatcher.routing import Router, WorkerSlot
 from dispatcher.rpc import Rpc
+from dispatcher.security import CurveServer
 from dispatcher.supervisor import Supervisor, WorkerTarget
 
 log = logging.getLogger("sipcurl.dispatcher")
@@ -124,12 +125,15 @@ class Dispatcher:
             self.supervisor.spawn_worker(rank)
         ctx = self._ctx = zmq.Context()
         ctx.linger = 0
+        self.curve = CurveServer(ctx, conf)
         self.frontend = ctx.socket(zmq.ROUTER)
         self.frontend.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.frontend.sndhwm = self.frontend.rcvhwm = 100_000
+        self.curve.secure(self.frontend)
         self.frontend.bind(conf.frontend)
         self.events = ctx.socket(zmq.PUB)
         self.events.sndhwm = 100_000
+        self.curve.secure(self.events)
         self.events.bind(conf.events)
         self.backend = ctx.socket(zmq.ROUTER)
         self.backend.setsockopt(zmq.ROUTER_MANDATORY, 1)
@@ -178,6 +182,7 @@ class Dispatcher:
         signal.set_wakeup_fd(-1)
         for sock in (self.frontend, self.events, self.backend):
             sock.close(0)
+        self.curve.stop()
         if self._ctx is not None:
             self._ctx.term()
         os.close(self._wake_r)

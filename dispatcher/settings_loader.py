@@ -26,7 +26,7 @@ from dispatcher.config import (
 )
 from dispatcher.connfile import parse_connections_file
 from dispatcher.errors import ConfigError
-from dispatcher.httpcon import parse_httpcon
+from dispatcher.httpcon import mask_credentials, parse_httpcon
 from dispatcher.kamailio_cfg import read_modparams
 
 log = logging.getLogger("sipcurl.config")
@@ -156,8 +156,10 @@ class _HttpClientBuilder:
         try:
             parsed = parse_httpcon(text, self.current(), origin=f"{self.where}:{line}")
         except ConfigError as err:
+            masked = mask_credentials(text)
+            message = err.message.replace(text, masked)
             raise ConfigError(
-                err.message, file=self.where, line=line, option="httpcon", value=text
+                message, file=self.where, line=line, option="httpcon", value=masked
             ) from None
         for warning in parsed.warnings:
             log.warning("%s:%s: %s", self.where, line, warning)
@@ -167,7 +169,7 @@ class _HttpClientBuilder:
                 file=self.where,
                 line=line,
                 option="httpcon",
-                value=text,
+                value=mask_credentials(text),
             )
         self.httpcons.append(parsed.connection)
         self.lines.append(text)

@@ -34,10 +34,13 @@ def free_port() -> int:
 class RawClient:
     """A DEALER speaking SPEC §2 directly: the system tests check the wire, not a library."""
 
-    def __init__(self, frontend: str) -> None:
+    def __init__(self, frontend: str, curve: Any = None) -> None:
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.linger = 0
+        self.sock.sndtimeo = 5000
+        if curve is not None:
+            curve.apply(self.sock)
         self.sock.connect(frontend)
         self._ids = itertools.count(1)
         self.inbox: list[dict[str, Any]] = []
@@ -97,6 +100,7 @@ class Service:
         extra: str = "",
         http_client: str = "",
         env: dict[str, str] | None = None,
+        ready_keys: Any = None,
     ) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="sipcurl-test-"))
         self.frontend = f"tcp://127.0.0.1:{free_port()}"
@@ -125,7 +129,7 @@ class Service:
             start_new_session=True,
             env={**os.environ, **(env or {})},
         )
-        self.client = RawClient(self.frontend)
+        self.client = RawClient(self.frontend, ready_keys)
         self._wait_ready(workers)
 
     def _wait_ready(self, workers: int, timeout_s: float = 20.0) -> None:

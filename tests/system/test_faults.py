@@ -99,3 +99,42 @@ def test_a_client_that_disconnects_leaves_no_suspended_transaction_behind(http_s
             assert stats["sipcurl:suspended"] == 0 and stats["sipcurl:in_flight"] == 0
     finally:
         svc.stop()
+
+
+def test_curve_keys_are_required_when_configured(http_server: Any) -> None:
+    from dispatcher.client import CurveKeys
+
+    server_public, server_secret = zmq.curve_keypair()
+    client_public, client_secret = zmq.curve_keypair()
+    stranger_public, stranger_secret = zmq.curve_keypair()
+    svc = Service(
+        workers=1,
+        # z85 keys may hold "$", which the INI interpolation needs written as "$$"
+        extra=f"curve_secret_key = {server_secret.decode().replace('$', '$$')}\n"
+        f"curve_allowed_clients = {client_public.decode().replace('$', '$$')}\n",
+        http_client="",
+        ready_keys=CurveKeys(client_public, client_secret, server_public),
+    )
+    try:
+        with Client(
+            svc.frontend, curve=CurveKeys(client_public, client_secret, server_public), timeout_s=5
+        ) as ok:
+            assert ok.call("http_connection_exists", connection="x")["rc"] == 0
+        with Client(svc.frontend, timeout_s=1) as plain:
+            try:
+                plain.call("http_connection_exists", connection="x")
+                raise AssertionError("a client without keys got an answer")
+            except TimeoutError:
+                pass
+        with Client(
+            svc.frontend,
+            curve=CurveKeys(stranger_public, stranger_secret, server_public),
+            timeout_s=1,
+        ) as stranger:
+            try:
+                stranger.call("http_connection_exists", connection="x")
+                raise AssertionError("a client not on the allow list got an answer")
+            except TimeoutError:
+                pass
+    finally:
+        svc.stop()

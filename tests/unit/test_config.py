@@ -271,3 +271,12 @@ def test_kamailio_cfg_values_it_cannot_resolve_are_reported(tmp_path: Path) -> N
     )
     with pytest.raises(ConfigError, match="ifdef"):
         read_modparams(cfg)
+
+
+def test_passwords_never_appear_in_configuration_errors(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "s.ini", "[http_client]\nhttpcon = a=>http://bob:TopSecret9@h/;timeout=1;\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert "TopSecret9" not in str(err.value) and "bob:********@h" in str(err.value)
