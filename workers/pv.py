@@ -74,12 +74,19 @@ class _Parser:
     def __init__(self, s: str) -> None:
         self.s = s
         self.n = len(s)
+        self.outer = (0, 0)  # the top-level variable being parsed, for error messages
 
     def at(self, i: int) -> str:
         return self.s[i] if i < self.n else "\0"
 
-    def fail(self, start: int, why: str) -> PvError:
-        expr = self.s[start : start + 40]
+    def fail(self, where: int, why: str) -> PvError:
+        """An error naming the variable as written, its position, and what is wrong where."""
+        start, end = self.outer
+        expr = self.s[start:end] if end > start else self.s[start : start + 40]
+        if len(expr) > 80:
+            expr = expr[:77] + "..."
+        if where != start:
+            why += f" (at position {where})"
         return PvError(f"bad pseudo-variable {expr!r} at position {start}: {why}")
 
     # -- pv_parse_format --
@@ -96,7 +103,9 @@ class _Parser:
             p = marker
             if p >= n:
                 break
+            self.outer = (p, p)
             length = self.locate_name(p)
+            self.outer = (p, p + length)
             spec, _ = self.parse_spec(p, p + length, 0)
             parts.append(spec)
             p += length

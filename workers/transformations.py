@@ -34,6 +34,8 @@ _MARK = frozenset(b"-_.!~*'()")
 USER_SAFE: Final = _ALPHANUM | _MARK | frozenset(b"&=+$,;?")
 # escape_param (strutils.c): unreserved | param-unreserved; Kamailio 5.6.3 keeps '&' and '/'.
 PARAM_SAFE: Final = _ALPHANUM | _MARK | frozenset(b"[]/:&+$")
+_USER_SAFE_BYTES: Final = bytes(sorted(USER_SAFE))
+_PARAM_SAFE_BYTES: Final = bytes(sorted(PARAM_SAFE))
 # trim() in core/trim.h
 _TRIM: Final = b" \t\r\n"
 # select's escaped separators (tr_eval_string, TR_S_SELECT)
@@ -53,8 +55,10 @@ def _clone(data: bytes) -> bytes:
     return data if cut < 0 else data[:cut] + bytes(len(data) - cut)
 
 
-def _escape(data: bytes, safe: frozenset[int]) -> bytes | None:
+def _escape(data: bytes, safe: frozenset[int], safe_bytes: bytes) -> bytes | None:
     """escape_user / escape_param: lower-case %hh; a byte outside 32..126 is an error."""
+    if not data.translate(None, safe_bytes):  # nothing to escape: the common case
+        return data
     out = bytearray()
     for byte in data:
         if byte < 32 or byte > 126:
@@ -299,9 +303,9 @@ _BUILDERS: Final[dict[str, Callable[[tuple[Param, ...]], Apply]]] = {
     "decode.base64": _simple(_b64decode),
     "escape.common": _simple(_escape_common),
     "unescape.common": _simple(_unescape_common),
-    "escape.user": _simple(lambda data: _escape(data, USER_SAFE)),
+    "escape.user": _simple(lambda data: _escape(data, USER_SAFE, _USER_SAFE_BYTES)),
     "unescape.user": _simple(_unescape),
-    "escape.param": _simple(lambda data: _escape(data, PARAM_SAFE)),
+    "escape.param": _simple(lambda data: _escape(data, PARAM_SAFE, _PARAM_SAFE_BYTES)),
     "unescape.param": _simple(_unescape),
     "trim": _simple(lambda data: data.strip(_TRIM)),
     "rtrim": _simple(lambda data: data.rstrip(_TRIM)),
