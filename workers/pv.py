@@ -24,7 +24,7 @@ from typing import Any
 from dispatcher.errors import PvError
 from workers.transformations import (
     INT_SEP,
-    ONE_INT,
+    NO_PARAMS,
     SHAPES,
     TWO_INTS,
     Param,
@@ -320,7 +320,7 @@ class _Parser:
         if shape is None:
             raise self.fail(open_at, f"unknown transformation s.{name}")
         params: list[Param] = []
-        if shape != "none":
+        if shape != NO_PARAMS:
             if at(p) != ",":
                 raise self.fail(open_at, f"s.{name} needs parameters")
             param, p = self._nparam(open_at, p + 1, end, depth)
@@ -350,7 +350,6 @@ class _Parser:
                 p = self._skip_blanks(p + 1)
             if at(p) != "}":
                 raise self.fail(open_at, f"unexpected {at(p)!r} in s.{name}")
-            assert shape in (ONE_INT, TWO_INTS, INT_SEP)
         return Transformation(name, tuple(params)), p
 
     def _skip_blanks(self, p: int) -> int:
