@@ -30,6 +30,7 @@ class Job:
     mode: str | None = None
     route: str | None = None
     xdata: Any = None
+    host: str | None = None  # host:port of a synchronous call, for the host guard
 
 
 class Ledger:

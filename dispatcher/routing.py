@@ -1,8 +1,11 @@
 """Which worker runs a job, and when: pure policy, no sockets, no clocks.
 
-A worker serves one synchronous call at a time, as a Kamailio child does, so each rank has
-its own FIFO of synchronous jobs waiting in the dispatcher. Async transfers go to a worker
-while it holds fewer than `async_max_transfers`, and wait in that rank's async FIFO past it.
+A worker serves one synchronous call at a time, as a Kamailio child does. With
+`round_robin` each job is given to the next rank on arrival and waits in that rank's FIFO.
+With `least_busy` a synchronous job that is neither pinned nor keyed waits in one shared
+FIFO and goes to the first worker that is free, as SIP requests on a shared UDP socket go
+to whichever Kamailio child reads next. Async transfers go to a worker while it holds
+fewer than `async_max_transfers`, and wait in that rank's async FIFO past it.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class Router:
         self.slots: dict[int, WorkerSlot] = {}
         self._next = 0
         self._sticky: OrderedDict[str, int] = OrderedDict()
+        self.shared_sync: deque[int] = deque()  # least_busy: unpinned sync jobs, first free worker
 
     def add(self, rank: int) -> WorkerSlot:
         slot = self.slots.get(rank)
@@ -69,7 +73,8 @@ class Router:
             del self._sticky[key]
 
     def choose(self, *, sync: bool, pin: int | None = None, key: str | None = None) -> int:
-        """Pick the rank for a new job; raises LookupError for a pinned rank that doesn't exist."""
+        """Pick the rank for a new job, 0 for the shared queue; raises LookupError for a
+        pinned rank that doesn't exist."""
         if pin is not None:
             if pin not in self.slots:
                 raise LookupError(f"no worker with rank {pin}")
@@ -79,6 +84,10 @@ class Router:
             if rank is not None and rank in self.slots:
                 self._sticky.move_to_end(key)
                 return rank
+        if key is None and sync and self.policy == "least_busy":
+            if not self.slots:
+                raise LookupError("no workers")
+            return 0
         rank = self._pick(sync)
         if key is not None:
             self._sticky[key] = rank
@@ -100,9 +109,13 @@ class Router:
 
     def next_sync(self, slot: WorkerSlot) -> int | None:
         """The next synchronous ticket this worker may start, if it is free."""
-        if slot.state != "ready" or slot.sync_ticket is not None or not slot.sync_queue:
+        if slot.state != "ready" or slot.sync_ticket is not None:
             return None
-        return slot.sync_queue.popleft()
+        if slot.sync_queue:
+            return slot.sync_queue.popleft()
+        if self.shared_sync:
+            return self.shared_sync.popleft()
+        return None
 
     def next_async(self, slot: WorkerSlot) -> int | None:
         if slot.state != "ready" or slot.async_inflight >= self.async_max_transfers:
@@ -112,4 +125,4 @@ class Router:
         return slot.async_queue.popleft()
 
     def pending(self) -> int:
-        return sum(slot.queued for slot in self.slots.values())
+        return len(self.shared_sync) + sum(slot.queued for slot in self.slots.values())

@@ -21,6 +21,7 @@ import zmq
 from dispatcher import protocol as wire
 from dispatcher.config import Settings
 from dispatcher.errors import WireError
+from dispatcher.hostguard import GUARD_RC, HostGuard, target_host
 from dispatcher.ledger import Job, Ledger
 from dispatcher.routing import Router, WorkerSlot
 from dispatcher.rpc import Rpc
@@ -92,6 +93,7 @@ class Dispatcher:
         self.router = Router(conf.routing, conf.async_max_transfers)
         self.ledger = Ledger(txn_prefix=str(os.getpid()))
         self.rpc = Rpc(self)
+        self.guard = HostGuard(conf.host_guard)
         self.counters: dict[int, list[int]] = {}  # rank -> live worker's counters
         self.retired = [0] * len(COUNTER_NAMES)  # counters of workers that died
         self.by_identity: dict[bytes, int] = {}
@@ -338,6 +340,14 @@ class Dispatcher:
             return
         job = self.ledger.admit(identity, rid, op, raw, time.monotonic())
         job.rank, job.sync, job.req_delimiter = rank, sync, delimiter
+        if sync and self.guard.limit:
+            job.host = target_host(req, self.settings)
+        if rank == 0:  # the shared queue: the first free worker takes it
+            self.router.shared_sync.append(job.ticket)
+            for free in self.router.slots.values():
+                if free.sync_ticket is None:
+                    self._pump(free)
+            return
         slot = self.router.slots[rank]
         if sync:
             slot.sync_queue.append(job.ticket)
@@ -378,16 +388,37 @@ class Dispatcher:
         if job is None:
             return
         now = time.monotonic()
-        header = wire.pack([ticket, round((now - job.received) * 1000.0, 3), job.txn])
+        queued_ms = round((now - job.received) * 1000.0, 3)
+        if job.sync and not self.guard.enter(job.host):
+            self._refuse_guarded(job, queued_ms)
+            return
+        header = wire.pack([ticket, queued_ms, job.txn])
         if not self._to_worker(slot, [wire.JOB, header, job.raw]):
-            (slot.sync_queue if job.sync else slot.async_queue).appendleft(ticket)
+            if job.sync:
+                self.guard.leave(job.host)
+            queue = self.router.shared_sync if job.rank == 0 else slot.sync_queue
+            (queue if job.sync else slot.async_queue).appendleft(ticket)
             return
         job.dispatched = now
+        job.rank = slot.rank
         if job.sync:
             slot.sync_ticket = ticket
             slot.busy_since = now
         else:
             slot.async_txns.add(job.txn or "")
+
+    def _refuse_guarded(self, job: Job, queued_ms: float) -> None:
+        """Fail fast instead of letting one more worker wait on a host that is not answering."""
+        self.ledger.answer(job.ticket)
+        reply = {
+            "id": job.rid,
+            "rc": GUARD_RC,
+            "result": b"",
+            "curlerror": "Bad CURL error code",
+            "error_detail": f"host guard: {self.guard.limit} workers already waiting on {job.host}",
+            "timing": {"queued_ms": queued_ms, "service_ms": 0.0},
+        }
+        self._queue(job.client, job.req_delimiter, wire.pack(reply))
 
     def _to_worker(self, slot: WorkerSlot, frames: list[bytes]) -> bool:
         if slot.identity is None:
@@ -452,6 +483,7 @@ class Dispatcher:
             return
         slot.jobs_served += 1
         if job.sync:
+            self.guard.leave(job.host)
             if slot.sync_ticket == ticket:
                 slot.sync_ticket = None
                 if slot.busy_since is not None:
@@ -506,6 +538,8 @@ class Dispatcher:
         answering, running = self.ledger.held_by(rank)
         for job in answering:
             self.ledger.answer(job.ticket)
+            if job.sync:
+                self.guard.leave(job.host)
             self._queue(
                 job.client,
                 job.req_delimiter,

@@ -138,3 +138,33 @@ def test_curve_keys_are_required_when_configured(http_server: Any) -> None:
                 pass
     finally:
         svc.stop()
+
+
+def test_host_guard_keeps_a_hanging_backend_from_capturing_every_worker(http_server: Any) -> None:
+    from tests.servers import HttpTestServer
+
+    healthy = HttpTestServer()
+    svc = Service(
+        workers=4,
+        extra="host_guard = 2\nrouting = least_busy\n",
+        http_client=f"connection_timeout = 3\nhttpcon = hang=>{http_server.url('/stall')}\n          ok=>{healthy.url('/echo')}\n",
+    )
+    try:
+        with Client(svc.frontend, timeout_s=15) as client:
+            hanging = [
+                client.submit({"op": "http_connect", "connection": "hang", "url": ""})
+                for _ in range(6)
+            ]
+            time.sleep(0.2)
+            start = time.monotonic()
+            fine = [
+                client.submit({"op": "http_connect", "connection": "ok", "url": f"/{i}"})
+                for i in range(20)
+            ]
+            assert all(client.wait(i)["rc"] == 200 for i in fine)
+            assert time.monotonic() - start < 2.0  # not stuck behind the hanging host
+            codes = sorted(client.wait(i)["rc"] for i in hanging)
+        assert codes == [-4, -4, -4, -4, 28, 28]  # two waited and timed out, the rest failed fast
+    finally:
+        svc.stop()
+        healthy.stop()

@@ -20,14 +20,24 @@ def test_round_robin_visits_every_rank_in_turn() -> None:
     assert [router.choose(sync=True) for _ in range(6)] == [1, 2, 3, 1, 2, 3]
 
 
-def test_least_busy_prefers_the_shortest_queue() -> None:
+def test_least_busy_async_prefers_the_fewest_transfers() -> None:
     router = ready_router("least_busy")
-    router.slots[1].sync_ticket = 10
-    router.slots[2].sync_queue.extend([11, 12])
-    assert router.choose(sync=True) == 3
-    router.slots[3].sync_ticket = 13
-    router.slots[3].sync_queue.append(14)
-    assert router.choose(sync=True) == 1
+    router.slots[1].async_txns.update({"a", "b"})
+    router.slots[2].async_queue.append(11)
+    assert router.choose(sync=False) == 3
+
+
+def test_least_busy_sync_jobs_wait_in_one_queue_for_the_first_free_worker() -> None:
+    router = ready_router("least_busy")
+    assert router.choose(sync=True) == 0  # the shared queue
+    router.shared_sync.extend([1, 2])
+    busy, free = router.slots[1], router.slots[2]
+    busy.sync_ticket = 9
+    assert router.next_sync(busy) is None
+    assert router.next_sync(free) == 1
+    free.sync_queue.append(7)  # a job pinned to this worker goes first
+    assert router.next_sync(free) == 7
+    assert router.pending() == 1
 
 
 def test_a_key_sticks_to_its_worker_until_that_worker_is_replaced() -> None:
