@@ -23,6 +23,7 @@ class WorkerSlot:
     pid: int = 0
     host: str = ""
     state: str = "starting"  # starting -> ready -> (lost | stopping)
+    remote: bool = False  # joined with `sipcurl worker --connect`: not ours to respawn
     sync_ticket: int | None = None
     sync_queue: deque[int] = field(default_factory=deque)
     async_txns: set[str] = field(default_factory=set)  # transfers running at the worker

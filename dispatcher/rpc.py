@@ -126,6 +126,7 @@ class Rpc:
                     "rank": rank,
                     "pid": slot.pid,
                     "host": slot.host,
+                    "remote": slot.remote,
                     "state": slot.state
                     if rank in results or slot.state != "ready"
                     else "unresponsive",

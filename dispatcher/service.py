@@ -97,6 +97,7 @@ class Dispatcher:
         self.counters: dict[int, list[int]] = {}  # rank -> live worker's counters
         self.retired = [0] * len(COUNTER_NAMES)  # counters of workers that died
         self.by_identity: dict[bytes, int] = {}
+        self.remote_ranks: dict[bytes, int] = {}  # identity of a remote worker -> its rank
         self.gathers: dict[int, Gather] = {}
         self._gather_ids = 0
         self.event_seq: dict[str, int] = defaultdict(
@@ -176,7 +177,11 @@ class Dispatcher:
 
     def run(self) -> int:
         while not self._finished():
-            self.run_once(self._poll_timeout_ms())
+            try:
+                self.run_once(self._poll_timeout_ms())
+            except Exception:  # a bug in one turn must not take every job in flight with it
+                log.exception("dispatcher: error in the loop; carrying on")
+                self._flush()
         return 0
 
     def close(self) -> None:
@@ -460,6 +465,12 @@ class Dispatcher:
 
     def _on_ready(self, identity: bytes, hello: dict[str, Any]) -> None:
         rank = int(hello.get("rank", 0))
+        if rank == 0 or rank not in self.supervisor.procs:
+            # A worker of its own (`sipcurl worker --connect`): it gets the next free rank, or
+            # its old rank back when it returns after a reconnect.
+            rank = self.remote_ranks.get(identity) or max([*self.router.slots, 0]) + 1
+            self.remote_ranks[identity] = rank
+            self.router.add(rank).remote = True
         slot = self.router.slots.get(rank)
         if slot is None:
             return
@@ -567,20 +578,32 @@ class Dispatcher:
         for gid in [g for g, gather in self.gathers.items() if not gather.waiting]:
             self._finish_gather(gid)
 
+    def _drop_remote(self, slot: WorkerSlot) -> None:
+        """A remote worker is gone: what it held and what waited for it alone is answered."""
+        self._lose_worker(slot)
+        for ticket in [*slot.sync_queue, *slot.async_queue]:
+            job = self.ledger.answer(ticket)
+            if job is not None:
+                message = f"remote worker {slot.rank} was lost before it could take the job"
+                self._queue(
+                    job.client, job.req_delimiter, wire.error_reply(job.rid, "worker_lost", message)
+                )
+        self.router.remove(slot.rank)
+        self.remote_ranks = {i: r for i, r in self.remote_ranks.items() if r != slot.rank}
+
     def _heartbeat(self, now: float) -> None:
         conf = self.settings.dispatcher
         self._next_heartbeat = now + conf.heartbeat_ms / 1000.0
         limit = conf.heartbeat_ms * conf.heartbeat_liveness / 1000.0
-        for slot in self.router.slots.values():
+        for slot in list(self.router.slots.values()):  # a lost remote worker leaves the table
             if slot.state != "ready":
                 continue
             if now - slot.last_seen > limit:
-                log.error(
-                    "worker %d missed %d heartbeats: replacing it",
-                    slot.rank,
-                    conf.heartbeat_liveness,
-                )
-                self.supervisor.kill(slot.rank)
+                log.error("worker %d missed %d heartbeats", slot.rank, conf.heartbeat_liveness)
+                if slot.remote:
+                    self._drop_remote(slot)  # nothing to kill: its jobs are answered now
+                else:
+                    self.supervisor.kill(slot.rank)  # replaced when its sentinel fires
                 continue
             self._to_worker(slot, [wire.HEARTBEAT])
 

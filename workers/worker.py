@@ -47,11 +47,9 @@ class Worker:
         self.info = {"rank": rank, "pid": self.pid}
         self._own_context = context is None
         self.ctx = context or zmq.Context()
-        self.sock = self.ctx.socket(zmq.DEALER)
-        self.sock.linger = 0
-        self.sock.sndhwm = self.sock.rcvhwm = 100_000
-        self.sock.identity = f"{rank}:{self.pid}:{socket.gethostname()}".encode()
-        self.sock.connect(endpoint)
+        self.endpoint = endpoint
+        self.remote = rank == 0  # `sipcurl worker --connect`: the dispatcher assigns the rank
+        self.sock = self._connect()
         port = endpoint.rsplit(":", 1)[-1]
         self._dispatcher_ports = frozenset(
             {int(port)} if endpoint.startswith("tcp://") and port.isdigit() else ()
@@ -73,6 +71,24 @@ class Worker:
         self._next_heartbeat = 0.0
         self._send(wire.READY, wire.pack({**self.info, "host": socket.gethostname()}))
 
+    def _connect(self) -> zmq.Socket:
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.linger = 0
+        sock.sndhwm = sock.rcvhwm = 100_000
+        sock.identity = f"{self.rank}:{self.pid}:{socket.gethostname()}".encode()
+        sock.connect(self.endpoint)
+        return sock
+
+    def _reconnect(self) -> None:
+        """The dispatcher went silent: start over with a new socket and a new READY."""
+        log.warning("worker %d: dispatcher silent, reconnecting to %s", self.rank, self.endpoint)
+        self.poller.unregister(self.sock)
+        self.sock.close(0)
+        self.sock = self._connect()
+        self.poller.register(self.sock, zmq.POLLIN)
+        self.dispatcher_seen = time.monotonic()
+        self._send(wire.READY, wire.pack({**self.info, "host": socket.gethostname()}))
+
     # -- loop --
 
     def run(self) -> None:
@@ -84,6 +100,9 @@ class Worker:
             return True
         liveness = self.settings.dispatcher.heartbeat_liveness * self.heartbeat_s
         if time.monotonic() - self.dispatcher_seen > max(liveness, 1.0) * 2:
+            if self.remote:
+                self._reconnect()
+                return False
             log.error("worker %d: dispatcher silent, exiting", self.rank)
             return True
         return False
@@ -137,6 +156,8 @@ class Worker:
             self.reload([Connection(**fields) for fields in wire.unpack(frames[1])])
         elif kind == wire.QUIT:
             self.quitting = True
+        elif kind == wire.WELCOME:
+            self.info["rank"] = int(wire.unpack(frames[1])["rank"])
 
     # -- jobs --
 
