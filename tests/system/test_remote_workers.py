@@ -104,3 +104,35 @@ def test_a_remote_worker_reconnects_when_its_dispatcher_returns(
         remote.kill()
         remote.wait(timeout=5)
         svc.stop()
+
+
+def test_a_remote_worker_cut_off_mid_load_every_job_is_answered(
+    http_server: Any, tmp_path: Path
+) -> None:
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    http_client = f"keep_connections = 1\nhttpcon = api=>{http_server.url('/slow')}\n"
+    svc = Service(
+        workers=1,
+        extra=f"worker_endpoint = {endpoint}\nrouting = round_robin\n",
+        http_client=http_client,
+    )
+    remote_conf = tmp_path / "remote.ini"
+    remote_conf.write_text(f"[dispatcher]\nheartbeat_ms = 200\n[http_client]\n{http_client}")
+    remote = start_remote(endpoint, remote_conf)
+    try:
+        with Client(svc.frontend, timeout_s=20) as client:
+            wait_workers(client, 2)
+            ids = [
+                client.submit({"op": "http_connect", "connection": "api", "url": "?ms=20"})
+                for _ in range(200)
+            ]
+            time.sleep(0.5)
+            remote.send_signal(signal.SIGSTOP)  # cut off: alive but silent, like a lost network
+            replies = [client.wait(i) for i in ids]
+        outcomes = [r.get("rc") or r["error"]["code"] for r in replies]
+        assert len(replies) == 200 and set(outcomes) <= {200, "worker_lost"}
+        assert outcomes.count("worker_lost") >= 1 and outcomes.count(200) >= 100
+    finally:
+        remote.kill()
+        remote.wait(timeout=5)
+        svc.stop()
