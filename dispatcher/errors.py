@@ -11,6 +11,16 @@ HTTP and curl failures are never exceptions: they are `rc`/`curlerror` values.
 
 from __future__ import annotations
 
+import re
+
+_CREDENTIALS = re.compile(r"(://[^:@/]*:)[^@]*@")
+
+
+def mask_credentials(text: str) -> str:
+    """`user:secret@` -> `user:********@`: passwords never reach a log or an error message."""
+    return _CREDENTIALS.sub(r"\1********@", text)
+
+
 WIRE_ERROR_CODES = ("bad_request", "unknown_op", "overloaded", "worker_lost", "shutting_down")
 
 

@@ -10,7 +10,6 @@ only warned about, and a `;` after the last parameter refuses to start.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from dispatcher.config import Connection, HttpClientSettings
@@ -18,14 +17,6 @@ from dispatcher.errors import ConfigError
 
 _WS = " \t\r\n"
 CURL_SSLVERSION_LAST = 8
-
-
-_CREDENTIALS = re.compile(r"(://[^:@/]*:)[^@]*@")
-
-
-def mask_credentials(text: str) -> str:
-    """`user:secret@` -> `user:********@`: passwords never reach a log or an error message."""
-    return _CREDENTIALS.sub(r"\1********@", text)
 
 
 @dataclass

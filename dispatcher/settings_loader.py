@@ -25,8 +25,8 @@ from dispatcher.config import (
     Settings,
 )
 from dispatcher.connfile import parse_connections_file
-from dispatcher.errors import ConfigError
-from dispatcher.httpcon import mask_credentials, parse_httpcon
+from dispatcher.errors import ConfigError, mask_credentials
+from dispatcher.httpcon import parse_httpcon
 from dispatcher.kamailio_cfg import read_modparams
 
 log = logging.getLogger("sipcurl.config")

@@ -14,6 +14,7 @@ The timeout is curl's total transfer timeout (Kamailio's is a per-socket inactiv
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import pycurl
 
 from dispatcher.config import Settings
-from dispatcher.errors import PvError
+from dispatcher.errors import PvError, mask_credentials
 from workers import options
 from workers.engine import Engine
 from workers.http_client import join_url
@@ -88,7 +89,7 @@ class AsyncHttpClient:
             handle = self._prepare(request)
         except (ValueError, PvError) as err:
             self.counts["errors"] += 1
-            return {"rc": -1, "txn": txn, "error_detail": str(err)}
+            return {"rc": -1, "txn": txn, "error_detail": mask_credentials(str(err))}
         query = _Query(request, txn, handle)
         handle.setopt(pycurl.WRITEFUNCTION, query.body.append)
         handle.setopt(pycurl.HEADERFUNCTION, query.on_header)
@@ -281,7 +282,11 @@ def _parse_head(lines: list[bytes]) -> tuple[str, list[list[str]]]:
     return reason, headers
 
 
+_SECRET_HEADER = re.compile(r"^((?:Proxy-)?Authorization:\s*\S+)\s+\S+", re.I | re.M)
+
+
 def _debug(kind: int, data: bytes) -> None:
     prefix = {0: "[cURL]", 1: "[cURL hdr in]", 2: "[cURL hdr out]"}.get(kind)
     if prefix:
-        log.info("%s %s", prefix, data.decode("latin-1", "replace").rstrip())
+        text = _SECRET_HEADER.sub(r"\1 ********", data.decode("latin-1", "replace").rstrip())
+        log.info("%s %s", prefix, text)

@@ -19,7 +19,7 @@ from typing import Any
 import pycurl
 
 from dispatcher.config import Connection, Settings
-from dispatcher.errors import PvError
+from dispatcher.errors import PvError, mask_credentials
 from workers import options
 from workers.curlerrors import curlerror_text
 from workers.curlstate import CurlState
@@ -337,7 +337,12 @@ class HttpClient:
 
 
 def failed(detail: str) -> dict:
-    return {"rc": -1, "result": b"", "curlerror": curlerror_text(-1), "error_detail": detail}
+    return {
+        "rc": -1,
+        "result": b"",
+        "curlerror": curlerror_text(-1),
+        "error_detail": mask_credentials(detail),
+    }
 
 
 def run_blocking(client: HttpClient, request: dict) -> dict:

@@ -168,3 +168,90 @@ def test_host_guard_keeps_a_hanging_backend_from_capturing_every_worker(http_ser
     finally:
         svc.stop()
         healthy.stop()
+
+
+def test_sigkill_during_a_hundred_async_transfers_publishes_each_failure_once(
+    http_server: Any,
+) -> None:
+    from dispatcher.client import Subscriber
+
+    svc = Service(workers=2, extra="async_max_transfers = 200\n", http_client="")
+    sub = Subscriber(svc.events, ["KILL"])
+    try:
+        with Client(svc.frontend, timeout_s=10) as client:
+            deadline = time.monotonic() + 10  # subscriber joined: probe until an event arrives
+            while not sub.recv(0.2) and time.monotonic() < deadline:
+                client.call(
+                    "http_async_query", url=http_server.url("/echo"), route="KILL", worker=1
+                )
+            firsts = [
+                client.call(
+                    "http_async_query",
+                    url=http_server.url("/slow?ms=5000"),
+                    route="KILL",
+                    worker=2,
+                    timeout=9000,
+                )
+                for _ in range(100)
+            ]
+            txns = {f["txn"] for f in firsts}
+            before = client.call("rpc", method="stats.get_statistics")["result"]
+            victim = next(
+                w["pid"]
+                for w in client.call("rpc", method="core.workers")["result"]
+                if w["rank"] == 2
+            )
+            import os
+
+            os.kill(victim, signal.SIGKILL)
+            failed: dict[str, int] = {}
+            deadline = time.monotonic() + 10
+            while len(failed) < 100 and time.monotonic() < deadline:
+                for _route, msg in sub.recv(0.5):
+                    if msg["txn"] in txns:
+                        assert msg["http_ok"] is False and msg["http_err"] == "worker lost"
+                        failed[msg["txn"]] = failed.get(msg["txn"], 0) + 1
+            time.sleep(0.3)
+            for _route, msg in sub.recv(0.3):
+                if msg["txn"] in txns:
+                    failed[msg["txn"]] += 1
+            assert len(failed) == 100 and set(failed.values()) == {1}
+            after = client.call("rpc", method="stats.get_statistics")["result"]
+            assert (
+                after["http_async_client:requests"] >= before["http_async_client:requests"]
+            )  # kept across the death
+            assert after["sipcurl:transfers"] == 0
+    finally:
+        sub.close()
+        svc.stop()
+
+
+def test_a_flood_past_max_pending_is_refused_and_memory_stays_bounded(http_server: Any) -> None:
+    svc = Service(
+        workers=1,
+        extra="max_pending = 100\n",
+        http_client=f"httpcon = slow=>{http_server.url('/slow')}\n",
+    )
+
+    def rss_kib() -> int:
+        with open(f"/proc/{svc.proc.pid}/status", encoding="ascii") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+    try:
+        with Client(svc.frontend, timeout_s=30) as client:
+            before = rss_kib()
+            ids = []
+            for _ in range(20):
+                ids += client.submit_many(
+                    [
+                        {"op": "http_connect", "connection": "slow", "url": "?ms=50"}
+                        for _ in range(1000)
+                    ]
+                )
+            replies = [client.wait(i) for i in ids[100:]]  # the refusals come at once
+            grown = rss_kib() - before
+        codes = [r.get("error", {}).get("code") for r in replies]
+        assert codes.count("overloaded") >= 19_000
+        assert grown < 20_000  # KiB: refused jobs are not kept
+    finally:
+        svc.stop()
