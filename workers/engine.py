@@ -12,6 +12,7 @@ a redirect may still reuse them). A multi is driven by
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -19,6 +20,8 @@ import pycurl
 import zmq
 
 OnDone = Callable[[pycurl.Curl, int, str], None]
+
+log = logging.getLogger("sipcurl.engine")
 
 
 class _Pool:
@@ -32,10 +35,14 @@ class _Pool:
 
 
 class Engine:
+    """Owns one CurlMulti per pool key so kept connections never share a connection cache
+    across named connections; the caller's poll loop waits, `step()` does the work."""
+
     def __init__(self) -> None:
         self._pools: dict[str, _Pool] = {}
         self._pool_of: dict[pycurl.Curl, _Pool] = {}
-        self._registered: dict[int, int] = {}  # fd -> zmq poll flags
+        self._registered: dict[int, int] = {}  # fd -> zmq poll flags, in self._poller
+        self._poller: zmq.Poller | None = None
         self._once = 0
 
     def add(self, pool: str | None, handle: pycurl.Curl, on_done: OnDone) -> None:
@@ -45,11 +52,16 @@ class Engine:
         p = self._pools.get(pool)
         if p is None:
             p = self._pools[pool] = _Pool(pool)
+        # No perform() here: the transfer starts at the loop's next step(), so a job's reply
+        # always leaves before its completion can. Recorded only once curl took the handle,
+        # so a refused add (pycurl.error) leaves no transfer behind that never completes.
+        try:
+            p.multi.add_handle(handle)
+        except BaseException:
+            self._retire(p)
+            raise
         p.handles[handle] = on_done
         self._pool_of[handle] = p
-        # No perform() here: the transfer starts at the loop's next step(), so a job's reply
-        # always leaves before its completion can.
-        p.multi.add_handle(handle)
 
     def remove(self, handle: pycurl.Curl) -> None:
         p = self._pool_of.pop(handle, None)
@@ -82,6 +94,9 @@ class Engine:
 
     def sync_poller(self, poller: zmq.Poller) -> None:
         """Register exactly the fds curl wants now; only differences touch the poller."""
+        if poller is not self._poller:
+            # Another poller (e.g. run_until_idle's own) holds none of our fds yet.
+            self._poller, self._registered = poller, {}
         wanted: dict[int, int] = {}
         for p in self._pools.values():
             if not p.handles:
@@ -130,10 +145,16 @@ class Engine:
         self._pool_of.pop(handle, None)
         p.multi.remove_handle(handle)
         self._retire(p)  # before on_done may close the handle whose callbacks close sockets
-        if on_done is not None:
+        if on_done is None:
+            return
+        try:
             on_done(handle, code, message)
+        except Exception:
+            # One broken callback must not strand the other transfers finished in this step.
+            log.exception("engine: completion callback of pool %r failed", p.name)
 
     def close(self) -> None:
+        """Abort every transfer without completions; the handles stay their owners'."""
         for p in self._pools.values():
             for handle in list(p.handles):
                 p.multi.remove_handle(handle)
@@ -141,6 +162,13 @@ class Engine:
             p.multi.close()
         self._pools.clear()
         self._pool_of.clear()
+        if self._poller is not None:
+            for fd in self._registered:
+                try:
+                    self._poller.unregister(fd)
+                except KeyError:
+                    pass
+        self._registered = {}
 
 
 def run_until_idle(engine: Engine, deadline_s: float) -> None:
