@@ -8,7 +8,12 @@ Kamailio's semantics kept: no User-Agent unless a connection gives one, redirect
 with follow_redirect, `$http_time` all zero on errors, `TIMEOUT` as the error of a timeout.
 Safer than Kamailio by SPEC: http/https only, bodies binary-safe (Kamailio cuts at a NUL),
 and only the final response is reported (never a redirect hop or an auth challenge).
-The timeout is curl's total transfer timeout (Kamailio's is a per-socket inactivity timer).
+The timeout is curl's total transfer timeout (Kamailio's is a per-socket inactivity timer,
+so a server trickling a byte at a time never timed out there; here it does); 0 times out at
+once, as in Kamailio. Deliberately different: an unsupported method is refused with rc -1
+(Kamailio logs and keeps the default method), and a redirect chain stops at
+`options.MAX_REDIRECTS` hops. A `connection` lends its base URL, credentials, User-Agent,
+TLS settings and proxy; per-query fields still override them.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 
 import pycurl
 
-from dispatcher.config import Settings
+from dispatcher.config import Connection, Settings
 from dispatcher.errors import PvError, mask_credentials
 from workers import options
 from workers.engine import Engine
@@ -84,20 +89,32 @@ class AsyncHttpClient:
         return len(self._running)
 
     def start(self, request: dict, txn: str) -> dict[str, Any]:
+        """Begin one http_async_query: the immediate reply, then on_complete exactly once.
+
+        A request that cannot start gets rc -1 and no completion (Kamailio's SIP worker
+        returns -1 the same way; counted in `errors` like a failed new_request)."""
         self.counts["requests"] += 1
+        if txn in self._running:  # its completion would be mistaken for the other's
+            self.counts["errors"] += 1
+            return {"rc": -1, "txn": txn, "error_detail": f"transaction {txn!r} is in flight"}
         try:
             handle = self._prepare(request)
-        except (ValueError, PvError) as err:
+        except (ValueError, TypeError, AttributeError, OverflowError, PvError) as err:
             self.counts["errors"] += 1
             return {"rc": -1, "txn": txn, "error_detail": mask_credentials(str(err))}
         query = _Query(request, txn, handle)
         handle.setopt(pycurl.WRITEFUNCTION, query.body.append)
         handle.setopt(pycurl.HEADERFUNCTION, query.on_header)
+        try:
+            self.engine.add("async", handle, lambda h, code, msg: self._done(query, code, msg))
+        except pycurl.error as err:
+            self.counts["errors"] += 1
+            self._recycle(handle)
+            return {"rc": -1, "txn": txn, "error_detail": f"cannot start the transfer: {err}"}
         self._running[txn] = query
         reply: dict[str, Any] = {"rc": 1, "txn": txn}
         if request.get("mode") == "suspend":
             reply["suspended"] = True
-        self.engine.add("async", handle, lambda h, code, msg: self._done(query, code, msg))
         return reply
 
     def cancel(self, txn: str) -> bool:
@@ -109,9 +126,12 @@ class AsyncHttpClient:
         return True
 
     def _prepare(self, request: dict) -> pycurl.Curl:
+        """Everything that can refuse a request happens here, before a handle is used."""
         conf = self.settings.http_async_client
         pv = request.get("pv") or {}
         url = request.get("url", "")
+        if not isinstance(url, str):
+            raise TypeError("url must be a string")
         if "$" in url:
             url = expand(url, pv, reject_crlf_in_values=True)
         if "\r" in url or "\n" in url:
@@ -124,17 +144,26 @@ class AsyncHttpClient:
             url = join_url(con, url)
         if not url:
             raise ValueError("url has no value")
-        headers = list(request.get("headers") or ())
+        headers = request.get("headers") or []
+        if not isinstance(headers, list) or not all(isinstance(h, str) for h in headers):
+            raise TypeError("headers must be a list of 'Name: value' strings")
         for header in headers:
             if "\r" in header or "\n" in header:
                 raise ValueError("CR/LF in a header")
-        method = request.get("method")
+        method = request.get("method") or None  # "" = the default, as with no method
         if method is not None and method.upper() not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}")
+            # Kamailio logs and keeps the default method; a clear refusal is friendlier.
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        timeout = request.get("timeout", conf.connection_timeout)
+        if not isinstance(timeout, int) or timeout < 0:
+            raise ValueError(f"timeout must be a number of ms >= 0, got {timeout!r}")
+        body = request.get("body")
+        if body is not None and not isinstance(body, (bytes, str)):
+            raise TypeError("body must be bytes or a string")
         handle = self._free.pop() if self._free else pycurl.Curl()
         try:
-            self._apply(handle, request, url, con, headers, method, conf)
-        except pycurl.error as err:
+            self._apply(handle, request, url, con, headers, method, timeout)
+        except (pycurl.error, TypeError, ValueError, OverflowError) as err:
             self._recycle(handle)
             raise ValueError(f"cannot set up the transfer: {err.args[-1]}") from None
         return handle
@@ -144,39 +173,28 @@ class AsyncHttpClient:
         handle: pycurl.Curl,
         request: dict,
         url: str,
-        con: Any,
+        con: Connection | None,
         headers: list[str],
         method: str | None,
-        conf: Any,
+        timeout: int,
     ) -> None:
+        conf = self.settings.http_async_client
         handle.setopt(pycurl.URL, url)
         handle.setopt(pycurl.NOSIGNAL, 1)
         handle.setopt(pycurl.PROTOCOLS, options.HTTP_ONLY)
         handle.setopt(pycurl.REDIR_PROTOCOLS, options.HTTP_ONLY)
-        handle.setopt(pycurl.TIMEOUT_MS, int(request.get("timeout", conf.connection_timeout)))
-        handle.setopt(
-            pycurl.SSL_VERIFYPEER, 1 if request.get("tls_verify_peer", conf.tls_verify_peer) else 0
-        )
-        handle.setopt(
-            pycurl.SSL_VERIFYHOST, 2 if request.get("tls_verify_host", conf.tls_verify_host) else 0
-        )
-        handle.setopt(pycurl.SSLVERSION, conf.tls_version)
-        cert = request.get("tls_client_cert", conf.tls_client_cert)
-        key = request.get("tls_client_key", conf.tls_client_key)
-        if cert:
-            handle.setopt(pycurl.SSLCERT, cert)
-        if key:
-            handle.setopt(pycurl.SSLKEY, key)
-        ca_path = request.get("tls_ca_path", conf.tls_ca_path)
-        if ca_path:
-            handle.setopt(pycurl.CAPATH, ca_path)
+        # Kamailio's timeout 0 fires at once (a zero libevent timeout); curl's 0 means never.
+        handle.setopt(pycurl.TIMEOUT_MS, timeout or 1)
+        self._apply_tls(handle, request, con)
         if headers:
             handle.setopt(pycurl.HTTPHEADER, headers)
         body = request.get("body")
-        if body is not None and body != b"" and body != "":
+        if body:
             data = body if isinstance(body, bytes) else body.encode("utf-8", "surrogateescape")
+            # POSTFIELDS, not COPYPOSTFIELDS: pycurl refuses a NUL in the latter; it keeps
+            # a reference to `data` until reset(), so curl may read it later.
             handle.setopt(pycurl.POSTFIELDSIZE, len(data))
-            handle.setopt(pycurl.COPYPOSTFIELDS, data)
+            handle.setopt(pycurl.POSTFIELDS, data)
         if method is not None:
             handle.setopt(pycurl.CUSTOMREQUEST, method.upper())
         username = request.get("username", con.username if con else None)
@@ -196,8 +214,7 @@ class AsyncHttpClient:
             if con.http_proxy is not None and con.http_proxy_port > 0:
                 handle.setopt(pycurl.PROXY, con.http_proxy)
                 handle.setopt(pycurl.PROXYPORT, con.http_proxy_port)
-        if request.get("follow_redirect", conf.curl_follow_redirect):
-            handle.setopt(pycurl.FOLLOWLOCATION, 1)
+        options.apply_redirects(handle, request.get("follow_redirect", conf.curl_follow_redirect))
         if request.get("keepalive", conf.tcp_keepalive):
             handle.setopt(pycurl.TCP_KEEPALIVE, 1)
             idle = request.get("ka_idle", conf.tcp_ka_idle)
@@ -209,6 +226,36 @@ class AsyncHttpClient:
         if conf.curl_verbose:
             handle.setopt(pycurl.VERBOSE, 1)
             handle.setopt(pycurl.DEBUGFUNCTION, _debug)
+
+    def _apply_tls(self, handle: pycurl.Curl, request: dict, con: Connection | None) -> None:
+        """Module-wide TLS settings, or a named connection's; per-query overrides win.
+
+        An empty string override clears a file, as `$http_req(tls_client_cert) = ""` does."""
+        conf = self.settings.http_async_client
+        if con is None:
+            peer, host = conf.tls_verify_peer, conf.tls_verify_host
+            cert, key, ca_path = conf.tls_client_cert, conf.tls_client_key, conf.tls_ca_path
+            version = conf.tls_version
+        else:
+            peer, host = con.verify_peer, con.verify_host
+            cert, key, ca_path = con.client_cert, con.client_key, None
+            version = con.tlsversion or conf.tls_version
+            if con.cipher_suites:
+                handle.setopt(pycurl.SSL_CIPHER_LIST, con.cipher_suites)
+            if self.settings.http_client.cacert:  # what http_connect trusts for it
+                handle.setopt(pycurl.CAINFO, self.settings.http_client.cacert)
+        handle.setopt(pycurl.SSL_VERIFYPEER, 1 if request.get("tls_verify_peer", peer) else 0)
+        handle.setopt(pycurl.SSL_VERIFYHOST, 2 if request.get("tls_verify_host", host) else 0)
+        handle.setopt(pycurl.SSLVERSION, version)  # Kamailio sets it always
+        cert = request.get("tls_client_cert", cert)
+        key = request.get("tls_client_key", key)
+        ca_path = request.get("tls_ca_path", ca_path)
+        if cert:
+            handle.setopt(pycurl.SSLCERT, cert)
+        if key:
+            handle.setopt(pycurl.SSLKEY, key)
+        if ca_path:
+            handle.setopt(pycurl.CAPATH, ca_path)  # a directory, as in Kamailio (not CAINFO)
 
     def _done(self, query: _Query, code: int, message: str) -> None:
         if self._running.pop(query.txn, None) is None:
