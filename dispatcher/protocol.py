@@ -11,11 +11,15 @@ Dispatcher <-> worker (internal; worker DEALER -> dispatcher ROUTER at worker_en
 
     worker -> dispatcher  [b"R"][hello map]                 READY: {"rank", "pid", "host"}
                           [b"H"][status map]                heartbeat
-                          [b"P"][ticket][reply map]         the one answer to a job
-                          [b"E"][ticket][completion map]    an async completion (dispatcher adds seq)
+                          [b"P" head reply-map]             the one answer to a job (one frame;
+                                                            head = ticket, transfer started,
+                                                            six counters: see reply_frame)
+                          [b"E" head completion-map]        an async completion (one frame; the
+                                                            dispatcher adds seq)
                           [b"G"][gather id][status map]     answer to a gather (RPC fan-out)
     dispatcher -> worker  [b"W"][welcome map]               rank assignment: {"rank"}
-                          [b"J"][job header][request map]   header = [ticket, queued_ms, txn]
+                          [b"J" head request-map]           a job (one frame; head = ticket,
+                                                            queued_ms, txn)
                           [b"C"][txn]                       abort an async transfer
                           [b"L"][connections]               reload the named connections
                           [b"G"][gather id]                 report status now
@@ -24,6 +28,8 @@ Dispatcher <-> worker (internal; worker DEALER -> dispatcher ROUTER at worker_en
 
 The request map is forwarded to the worker as the client's own bytes: the dispatcher decodes
 it to route and validate, but never re-encodes a body. Tickets are dispatcher-local ints.
+Jobs, replies and completions are single frames with a fixed binary head: every frame of a
+multipart message is a send of its own, and these three cross for every job.
 """
 
 from __future__ import annotations
@@ -128,6 +134,41 @@ OP_FIELDS: dict[str, tuple[dict[str, tuple[type, ...]], frozenset[str]]] = {
 ASYNC_MODES = ("event", "suspend")
 
 _packer = msgpack.Packer(use_bin_type=True)
+_JOB_HEAD = struct.Struct("<QdH")  # ticket, queued_ms, length of txn
+_REPLY_HEAD = struct.Struct("<QB6q")  # ticket, transfer started, counters
+_COMPLETION_HEAD = struct.Struct("<6qH")  # counters, length of txn
+
+
+def job_frame(ticket: int, queued_ms: float, txn: str | None, request: bytes) -> bytes:
+    t = txn.encode() if txn else b""
+    return JOB + _JOB_HEAD.pack(ticket, queued_ms, len(t)) + t + request
+
+
+def parse_job(frame: bytes) -> tuple[int, float, str | None, bytes]:
+    ticket, queued_ms, n = _JOB_HEAD.unpack_from(frame, 1)
+    start = 1 + _JOB_HEAD.size
+    txn = frame[start : start + n].decode() if n else None
+    return ticket, queued_ms, txn, frame[start + n :]
+
+
+def reply_frame(ticket: int, started: bool, counters: list[int], reply: bytes) -> bytes:
+    return REPLY + _REPLY_HEAD.pack(ticket, started, *counters) + reply
+
+
+def parse_reply(frame: bytes) -> tuple[int, bool, list[int], bytes]:
+    ticket, started, *counters = _REPLY_HEAD.unpack_from(frame, 1)
+    return ticket, bool(started), counters, frame[1 + _REPLY_HEAD.size :]
+
+
+def completion_frame(txn: str, counters: list[int], completion: bytes) -> bytes:
+    t = txn.encode()
+    return COMPLETION + _COMPLETION_HEAD.pack(*counters, len(t)) + t + completion
+
+
+def parse_completion(frame: bytes) -> tuple[str, list[int], bytes]:
+    *counters, n = _COMPLETION_HEAD.unpack_from(frame, 1)
+    start = 1 + _COMPLETION_HEAD.size
+    return frame[start : start + n].decode(), counters, frame[start + n :]
 
 
 def pack(obj: Any) -> bytes:

@@ -397,8 +397,7 @@ class Dispatcher:
         if job.sync and not self.guard.enter(job.host):
             self._refuse_guarded(job, queued_ms)
             return
-        header = wire.pack([ticket, queued_ms, job.txn])
-        if not self._to_worker(slot, [wire.JOB, header, job.raw]):
+        if not self._to_worker(slot, [wire.job_frame(ticket, queued_ms, job.txn, job.raw)]):
             if job.sync:
                 self.guard.leave(job.host)
             queue = self.router.shared_sync if job.rank == 0 else slot.sync_queue
@@ -437,7 +436,7 @@ class Dispatcher:
     # -- workers --
 
     def _on_backend(self, frames: list[bytes]) -> None:
-        identity, kind = frames[0], frames[1]
+        identity, kind = frames[0], frames[1][:1]
         rank = self.by_identity.get(identity)
         if kind == wire.READY:
             self._on_ready(identity, wire.unpack(frames[2]))
@@ -447,15 +446,14 @@ class Dispatcher:
         slot = self.router.slots[rank]
         slot.last_seen = time.monotonic()
         if kind == wire.REPLY:
-            self._on_reply(slot, wire.unpack(frames[2]), frames[3])
+            self._on_reply(slot, *wire.parse_reply(frames[1]))
         elif kind == wire.COMPLETION:
-            header = wire.unpack(frames[2])
-            self._note_counters(rank, header[1:])
-            txn = header[0]
+            txn, counters, completion = wire.parse_completion(frames[1])
+            self._note_counters(rank, counters)
             self._async_done(slot, txn)
             job = self.ledger.finish_transfer(txn)
             if job is not None:
-                self._complete(job, frames[3])
+                self._complete(job, completion)
             self._pump(slot)
         elif kind == wire.GATHER:
             self._on_gather_part(rank, wire.unpack(frames[2]), wire.unpack(frames[3]))
@@ -486,9 +484,10 @@ class Dispatcher:
         self._to_worker(slot, [wire.WELCOME, wire.pack({"rank": rank})])
         self._pump(slot)
 
-    def _on_reply(self, slot: WorkerSlot, header: list, reply: bytes) -> None:
-        ticket, started = header[0], header[1]
-        self._note_counters(slot.rank, header[2:])
+    def _on_reply(
+        self, slot: WorkerSlot, ticket: int, started: bool, counters: list[int], reply: bytes
+    ) -> None:
+        self._note_counters(slot.rank, counters)
         job = self.ledger.answer(ticket)
         if job is None:
             return

@@ -144,10 +144,9 @@ class Worker:
             pass
 
     def _on_message(self, frames: list[bytes]) -> None:
-        kind = frames[0]
+        kind = frames[0][:1]
         if kind == wire.JOB:
-            ticket, queued_ms, txn = wire.unpack(frames[1])
-            self._on_job(ticket, queued_ms, txn, frames[2])
+            self._on_job(*wire.parse_job(frames[0]))
         elif kind == wire.CANCEL:
             self.async_http.cancel(frames[1].decode())
         elif kind == wire.GATHER:
@@ -228,12 +227,10 @@ class Worker:
             "worker": self.info,
             "timing": {"queued_ms": queued_ms, "service_ms": service_ms},
         }
-        header = wire.pack([ticket, transfer_started, *self.counters()])
-        self._send(wire.REPLY, header, wire.pack(reply))
+        self._send(wire.reply_frame(ticket, transfer_started, self.counters(), wire.pack(reply)))
 
     def _on_completion(self, completion: dict) -> None:
-        header = wire.pack([completion.get("txn"), *self.counters()])
-        self._send(wire.COMPLETION, header, wire.pack(completion))
+        self._send(wire.completion_frame(completion["txn"], self.counters(), wire.pack(completion)))
 
     # -- state --
 
@@ -265,7 +262,10 @@ class Worker:
 
     def _send(self, *frames: bytes) -> None:
         try:
-            self.sock.send_multipart(list(frames), zmq.NOBLOCK)
+            if len(frames) == 1:
+                self.sock.send(frames[0], zmq.NOBLOCK)
+            else:
+                self.sock.send_multipart(list(frames), zmq.NOBLOCK)
         except zmq.ZMQError as exc:
             log.error("worker %d: cannot reach the dispatcher: %s", self.rank, exc)
 

@@ -70,3 +70,21 @@ def test_any_bytes_either_decode_or_give_bad_request(data: bytes) -> None:
                 assert err.code in ("bad_request", "unknown_op")
     except WireError as err:
         assert err.code == "bad_request"
+
+
+def test_job_reply_and_completion_frames_round_trip() -> None:
+    request = wire.pack({"id": 1, "op": "http_connect"})
+    assert wire.parse_job(wire.job_frame(7, 1.5, "123-4", request)) == (7, 1.5, "123-4", request)
+    assert wire.parse_job(wire.job_frame(8, 0.0, None, request)) == (8, 0.0, None, request)
+    counters = [1, 2, 3, 4, 5, 2**40]
+    assert wire.parse_reply(wire.reply_frame(9, True, counters, b"\x80")) == (
+        9,
+        True,
+        counters,
+        b"\x80",
+    )
+    assert wire.parse_completion(wire.completion_frame("p-1", counters, b"\x81\xa1a\x01")) == (
+        "p-1",
+        counters,
+        b"\x81\xa1a\x01",
+    )
