@@ -30,6 +30,9 @@ class _Pool:
     def __init__(self, name: str) -> None:
         self.name = name
         self.multi = pycurl.CurlMulti()
+        # One request per connection at a time, as Kamailio's async worker sets it
+        # (CURLPIPE_NOTHING): no HTTP/2 multiplexing changes what a backend sees.
+        self.multi.setopt(pycurl.M_PIPELINING, pycurl.PIPE_NOTHING)
         self.handles: dict[pycurl.Curl, OnDone] = {}
         self.ephemeral = name.startswith("\0")
 
