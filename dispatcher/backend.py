@@ -13,7 +13,7 @@ probability such as `0.05`; `latency_ms` takes a number or a distribution.
 faults; `POST /_stats/reset` zeroes them (the open-connection gauge stays).
 
 Capacity measured on this machine (one process, keep-alive, 64-byte body, no latency,
-`wrk -t1 -c16`, 2 cores shared with wrk and other work): about 55,000 requests/s; with
+`wrk -t1 -c16`, 2 cores shared with wrk and other work): 43,000-55,000 requests/s; with
 `--latency-ms 20` and 400 connections about 19,000 requests/s (the 20,000/s that 400/20 ms
 allows). The service under test runs out long before this does.
 """
@@ -215,6 +215,7 @@ class _Http(asyncio.Protocol):
         except ValueError as err:
             self.pending.clear()
             self.server.stats.add("bad_requests")
+            self.server.stats.status(400)
             self._write(self.server.plain(400, f"bad request: {err}\n", close=True), True)
             return
         self._pump()
