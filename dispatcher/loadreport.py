@@ -2,6 +2,11 @@
 
 Latency is split the way capacity planning needs it: time queued in the dispatcher
 waiting for a free worker (`timing.queued_ms`) and time the worker spent (`service_ms`).
+
+The measurement window is [warm-up, warm-up + duration). Latency, results and errors
+are those of requests *sent* in the window, answered whenever (a saturated service must
+not look faster because its slowest answers came after the window); the achieved rate
+and the per-worker utilisation count what was *answered* in the window.
 """
 
 from __future__ import annotations
@@ -11,10 +16,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+# Synchronous operations that reach an HTTP server, so count in connok/connfail.
+FETCH_OPS = frozenset(
+    {"http_connect", "http_connect_raw", "http_client_query", "http_client_get",
+     "http_client_request"}
+)  # fmt: skip
+
 
 @dataclass
 class Sample:
-    sent: float  # seconds since the start of the run
+    sent: float  # seconds since the start of the run (the schedule, in open loop)
     received: float
     latency_ms: float
     queued_ms: float
@@ -22,6 +33,7 @@ class Sample:
     rank: int
     rc: int | None
     error: str | None
+    op: str = ""
 
 
 @dataclass
@@ -33,11 +45,15 @@ class LoadResult:
     warmup_s: float
     samples: list[Sample] = field(default_factory=list)
     sent: int = 0
+    sent_in_window: int = 0
     unanswered: int = 0
+    send_lag_max_ms: float = 0.0  # open loop: how far the sender fell behind its schedule
     backend_before: dict[str, Any] | None = None
     backend_after: dict[str, Any] | None = None
     stats_before: dict[str, Any] | None = None
     stats_after: dict[str, Any] | None = None
+    error: str | None = None  # the run could not be made (e.g. no service at the frontend)
+    notes: list[str] = field(default_factory=list)  # what is missing from the report, and why
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -50,123 +66,144 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def _dist(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
     return {
-        "p50": round(percentile(values, 50), 3),
-        "p90": round(percentile(values, 90), 3),
-        "p99": round(percentile(values, 99), 3),
-        "max": round(max(values), 3) if values else 0.0,
+        "p50": round(percentile(ordered, 50), 3),
+        "p90": round(percentile(ordered, 90), 3),
+        "p99": round(percentile(ordered, 99), 3),
+        "max": round(ordered[-1], 3) if ordered else 0.0,
+    }
+
+
+def utilisation(samples: list[Sample], duration_s: float) -> dict[str, dict[str, Any]]:
+    """Per worker rank: jobs answered and the share of wall time spent serving them."""
+    per_worker: dict[int, list[float]] = {}
+    for s in samples:
+        row = per_worker.setdefault(s.rank, [0, 0.0])
+        row[0] += 1
+        row[1] += s.service_ms
+    wall = max(duration_s, 1e-9)
+    return {
+        str(rank): {"jobs": int(jobs), "utilisation": round(busy_ms / 1000.0 / wall, 3)}
+        for rank, (jobs, busy_ms) in sorted(per_worker.items())
+        if rank > 0
     }
 
 
 def summarize(result: LoadResult) -> dict[str, Any]:
-    # Measured = answered inside the window: a saturated service cannot look faster than it is.
-    end = result.warmup_s + result.duration_s
-    measured = [s for s in result.samples if result.warmup_s <= s.received < end]
+    start, end = result.warmup_s, result.warmup_s + result.duration_s
     duration = max(result.duration_s, 1e-9)
-    per_worker: dict[int, dict[str, float]] = {}
-    for s in measured:
-        row = per_worker.setdefault(s.rank, {"jobs": 0, "busy_ms": 0.0})
-        row["jobs"] += 1
-        row["busy_ms"] += s.service_ms
-    workers = {
-        str(rank): {
-            "jobs": int(row["jobs"]),
-            "utilisation": round(row["busy_ms"] / 1000.0 / duration, 3),
-        }
-        for rank, row in sorted(per_worker.items())
-        if rank > 0
-    }
+    sent = [s for s in result.samples if start <= s.sent < end]
+    answered = [s for s in result.samples if start <= s.received < end]
     out: dict[str, Any] = {
         "mode": result.mode,
         "offered_rate": round(result.offered_rate, 1) if result.offered_rate else None,
         "concurrency": result.concurrency,
         "duration_s": result.duration_s,
+        "warmup_s": result.warmup_s,
         "sent": result.sent,
+        "sent_rate": round(result.sent_in_window / duration, 1),
         "answered": len(result.samples),
         "unanswered": result.unanswered,
-        "achieved_rate": round(len(measured) / duration, 1),
+        "achieved_rate": round(len(answered) / duration, 1),
+        "send_lag_max_ms": round(result.send_lag_max_ms, 3),
         "latency": {
-            "total": _dist([s.latency_ms for s in measured]),
-            "queue": _dist([s.queued_ms for s in measured]),
-            "service": _dist([s.service_ms for s in measured]),
+            "total": _dist([s.latency_ms for s in sent]),
+            "queue": _dist([s.queued_ms for s in sent]),
+            "service": _dist([s.service_ms for s in sent]),
         },
-        "workers": workers,
+        "workers": utilisation(answered, duration),
         "rc": {
-            str(k): v
-            for k, v in sorted(Counter(s.rc for s in measured if s.rc is not None).items())
+            str(k): v for k, v in sorted(Counter(s.rc for s in sent if s.rc is not None).items())
         },
-        "errors": dict(Counter(s.error for s in measured if s.error)),
+        "errors": dict(sorted(Counter(s.error for s in sent if s.error).items())),
+        "error": result.error,
+        "notes": list(result.notes),
     }
-    if result.backend_before is not None and result.backend_after is not None:
-        # Minus the one connection our own /_stats probe opened.
+    before, after = result.backend_before, result.backend_after
+    if before is not None and after is not None:
+        # Minus the one connection our own closing /_stats probe opened.
         out["backend"] = {
-            "connections_accepted": result.backend_after["connections_accepted"]
-            - result.backend_before["connections_accepted"]
+            "connections_accepted": after["connections_accepted"]
+            - before["connections_accepted"]
             - 1,
-            "connections_open": result.backend_after["connections_open"] - 1,
-            "requests": result.backend_after["requests"] - result.backend_before["requests"],
+            "connections_open": after["connections_open"] - 1,
+            "requests": after["requests"] - before["requests"],
         }
     if result.stats_before and result.stats_after:
+        keys = ("httpclient:connok", "httpclient:connfail")
         attempts = sum(
-            result.stats_after[k] - result.stats_before[k]
-            for k in ("httpclient:connok", "httpclient:connfail")
+            int(result.stats_after.get(k, 0)) - int(result.stats_before.get(k, 0)) for k in keys
         )
-        sync_jobs = sum(1 for s in result.samples if s.rc is not None)
+        # Counters cover the whole run, warm-up included; a job with rc -1 never tried.
+        jobs = sum(
+            1 for s in result.samples if s.op in FETCH_OPS and s.rc is not None and s.rc != -1
+        )
         out["http_attempts"] = attempts
-        out["failovers"] = max(attempts - sync_jobs, 0)
+        out["http_jobs"] = jobs
+        out["failovers"] = max(attempts - jobs, 0)
     return out
 
 
 def format_report(result: LoadResult) -> str:
+    if result.error:
+        return f"load test not run: {result.error}"
     s = summarize(result)
     lines = []
     if s["mode"] == "open":
-        lines.append(f"offered {s['offered_rate']:.1f}/s   achieved {s['achieved_rate']:.1f}/s   "
-                     f"sent {s['sent']}   answered {s['answered']}   unanswered {s['unanswered']}")  # fmt: skip
+        lag = (
+            f"   (sender fell behind by up to {s['send_lag_max_ms']:.0f} ms)"
+            if s["send_lag_max_ms"] > 50
+            else ""
+        )
+        lines.append(f"offered {s['offered_rate']:.1f}/s   sent {s['sent_rate']:.1f}/s   achieved {s['achieved_rate']:.1f}/s{lag}")  # fmt: skip
     else:
-        lines.append(f"closed loop, {s['concurrency']} in flight   achieved {s['achieved_rate']:.1f}/s   "
-                     f"answered {s['answered']}   unanswered {s['unanswered']}")  # fmt: skip
+        lines.append(
+            f"closed loop, {s['concurrency']} in flight   achieved {s['achieved_rate']:.1f}/s"
+        )
+    lines.append(f"requests: sent {s['sent']}, answered {s['answered']}, unanswered {s['unanswered']}"
+                 f"   (window {s['duration_s']:g} s after {s['warmup_s']:g} s warm-up)")  # fmt: skip
     lines.append(f"{'latency ms':<14}{'p50':>10}{'p90':>10}{'p99':>10}{'max':>10}")
-    for name in ("total", "queue", "service"):
+    for name, label in (("total", "end to end"), ("queue", "queued"), ("service", "service")):
         d = s["latency"][name]
         lines.append(
-            f"  {name:<12}{d['p50']:>10.2f}{d['p90']:>10.2f}{d['p99']:>10.2f}{d['max']:>10.2f}"
+            f"  {label:<12}{d['p50']:>10.2f}{d['p90']:>10.2f}{d['p99']:>10.2f}{d['max']:>10.2f}"
         )
-    lines.append("workers: " + "   ".join(
-        f"#{rank} {w['jobs']} jobs {w['utilisation']:.0%}" for rank, w in s["workers"].items()
-    ))  # fmt: skip
+    if s["workers"]:
+        lines.append("workers: " + "   ".join(
+            f"#{rank} {w['jobs']} jobs {w['utilisation']:.0%} busy" for rank, w in s["workers"].items()
+        ))  # fmt: skip
     if "backend" in s:
         b = s["backend"]
-        lines.append(f"backend: {b['connections_accepted']} TCP connections accepted, "
-                     f"{b['connections_open']} open, {b['requests']} requests")  # fmt: skip
+        lines.append(f"backend saw: {b['connections_accepted']} TCP connections accepted "
+                     f"({b['connections_open']} still open), {b['requests']} requests")  # fmt: skip
     if "failovers" in s:
-        lines.append(f"http attempts {s['http_attempts']}, failovers {s['failovers']}")
-    lines.append(
-        "results by rc (answered in the window): "
-        + ", ".join(f"{k}: {v}" for k, v in s["rc"].items())
-    )
+        lines.append(
+            f"http attempts {s['http_attempts']} for {s['http_jobs']} jobs: failovers {s['failovers']}"
+        )
+    lines.append("results by rc: " + (", ".join(f"{k}: {v}" for k, v in s["rc"].items()) or "none"))
     if s["errors"]:
         lines.append("errors: " + ", ".join(f"{k}: {v}" for k, v in s["errors"].items()))
+    lines.extend(f"note: {n}" for n in s["notes"])
     return "\n".join(lines)
 
 
-def write_plot(result: LoadResult, path: str) -> None:
+def write_plot(result: LoadResult, path: str, max_points: int = 20000) -> str | None:
+    """Latency over time (queue vs service) and per-worker load; an error text, or None."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     s = summarize(result)
+    step = max(1, len(result.samples) // max_points)  # a readable plot, not 1M dots
+    shown = result.samples[::step]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 1]})
-    xs = [p.sent for p in result.samples]
-    ax1.scatter(
-        xs, [p.queued_ms for p in result.samples], s=3, alpha=0.5, label="queued in dispatcher"
-    )
-    ax1.scatter(
-        xs, [p.service_ms for p in result.samples], s=3, alpha=0.5, label="service (worker)"
-    )
+    xs = [p.sent for p in shown]
+    ax1.scatter(xs, [p.queued_ms for p in shown], s=3, alpha=0.5, label="queued in dispatcher")
+    ax1.scatter(xs, [p.service_ms for p in shown], s=3, alpha=0.5, label="service (worker)")
     ax1.axvline(result.warmup_s, color="grey", linestyle=":", label="end of warm-up")
-    ax1.set_xlabel("seconds since start")
+    ax1.set_xlabel("seconds since start (send time)")
     ax1.set_ylabel("ms")
     ax1.set_title("latency over time")
     ax1.legend(loc="upper left", markerscale=4)
@@ -176,9 +213,17 @@ def write_plot(result: LoadResult, path: str) -> None:
     ax2.set_xlabel("worker rank")
     ax2.set_ylabel("busy %")
     ax2.set_title("per-worker load")
-    fig.suptitle(
-        f"{s['mode']} loop: offered {s['offered_rate'] or '-'} /s, achieved {s['achieved_rate']} /s"
+    offered = (
+        f"offered {s['offered_rate']}/s, "
+        if s["offered_rate"]
+        else f"{s['concurrency']} in flight, "
     )
+    fig.suptitle(f"{s['mode']} loop: {offered}achieved {s['achieved_rate']}/s")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=100)
+    except OSError as err:
+        return f"cannot write {path}: {err.strerror or err}"
+    finally:
+        plt.close(fig)
+    return None
