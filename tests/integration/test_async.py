@@ -9,7 +9,7 @@ import pycurl
 import zmq
 
 from dispatcher.config import Connection, HttpAsyncClientSettings, Settings
-from tests.servers import HttpTestServer
+from tests.servers import HttpTestServer, refused_url
 from workers.engine import Engine, run_until_idle
 from workers.http_async_client import AsyncHttpClient
 
@@ -125,7 +125,7 @@ def test_default_timeout_is_500_ms(http_server: HttpTestServer) -> None:
 def test_refused_and_redirect_and_schemes(http_server: HttpTestServer) -> None:
     settings = Settings(http_async_client=HttpAsyncClientSettings(curl_follow_redirect=1))
     engine, client, done = make(settings)
-    client.start({"url": "http://127.0.0.1:1/", "route": "R"}, "refused")
+    client.start({"url": refused_url(), "route": "R"}, "refused")
     client.start({"url": http_server.url("/redirect/2"), "route": "R"}, "hops")
     client.start(
         {"url": http_server.url("/redirect-to?url=file:///etc/passwd"), "route": "R"}, "file"

@@ -17,7 +17,7 @@ import pycurl
 import pytest
 import zmq
 
-from tests.servers import HttpTestServer
+from tests.servers import HttpTestServer, refused_url
 from workers.engine import Engine, run_until_idle
 
 Done = list[tuple[pycurl.Curl, int, str]]
@@ -132,7 +132,7 @@ def test_pools_keep_connections_apart(http_server: HttpTestServer) -> None:
 
 def test_errors_reach_on_done_with_curl_code_and_text() -> None:
     engine, done = Engine(), []
-    engine.add("async", easy("http://127.0.0.1:1/"), lambda *a: done.append(a))
+    engine.add("async", easy(refused_url()), lambda *a: done.append(a))
     run_until_idle(engine, 5)
     ((_, code, message),) = done
     assert code == pycurl.E_COULDNT_CONNECT and message

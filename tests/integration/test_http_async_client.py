@@ -13,7 +13,7 @@ import pytest
 
 from dispatcher.config import Connection, HttpAsyncClientSettings, HttpClientSettings, Settings
 from tests.conftest import TlsMaterial
-from tests.servers import HttpTestServer, ProxyServer
+from tests.servers import HttpTestServer, ProxyServer, refused_url
 from workers.engine import Engine, run_until_idle
 from workers.http_async_client import AsyncHttpClient
 
@@ -133,7 +133,7 @@ def test_timeout_counts_the_whole_transfer(h: Harness, http_server: HttpTestServ
 
 
 def test_refused_port_gives_libcurls_text(h: Harness) -> None:
-    c = h.query(url="http://127.0.0.1:1/")
+    c = h.query(url=refused_url())
     assert c["http_ok"] is False and "connect" in c["http_err"].lower()
     assert set(c["http_time"].values()) == {0.0}
 
@@ -240,7 +240,7 @@ def test_many_concurrent_share_keep_alive_connections(
 def test_stats_count_as_kamailio_does(h: Harness, http_server: HttpTestServer) -> None:
     h.query("ok", url=http_server.url("/status/404"))
     h.query("slow", url=http_server.url("/slow?ms=500"), timeout=100)
-    h.query("refused", url="http://127.0.0.1:1/")
+    h.query("refused", url=refused_url())
     assert h.client.start({"url": "", "route": "R"}, "bad")["rc"] == -1
     assert h.client.stats() == {"requests": 4, "replies": 1, "errors": 2, "timeouts": 1}
 

@@ -463,10 +463,15 @@ class ProxyServer:
         self._thread.join(timeout=5)
 
 
+def refused_url() -> str:
+    """A URL on a port nobody listens on (port 1 is not safe: anything run as root may take it)."""
+    return f"http://127.0.0.1:{env_free_port()}/"
+
+
 def env_free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-__all__ = ["HttpTestServer", "ProxyServer", "Recorded", "env_free_port", "os"]
+__all__ = ["HttpTestServer", "ProxyServer", "Recorded", "env_free_port", "os", "refused_url"]

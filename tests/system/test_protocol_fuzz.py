@@ -11,12 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.servers import refused_url
 from tests.system.service import Service
 
 
 @pytest.fixture(scope="module")
 def service() -> Iterator[Service]:
-    svc = Service(workers=1, http_client="httpcon = api=>http://127.0.0.1:1/\n")
+    svc = Service(workers=1, http_client="httpcon = api=>" + refused_url() + "\n")
     try:
         yield svc
     finally:
@@ -77,7 +78,7 @@ def test_random_bytes_never_stop_the_service(service: Service, data: bytes) -> N
 
 
 def test_huge_strings_and_deep_nesting(service: Service) -> None:
-    big = {"id": 1, "op": "http_client_query", "url": "http://127.0.0.1:1/" + "a" * 2_000_000}
+    big = {"id": 1, "op": "http_client_query", "url": refused_url() + "a" * 2_000_000}
     assert one_answer(service, msgpack.packb(big), 1)["rc"] in (3, 7, -1)
     deep: Any = "x"
     for _ in range(200):

@@ -12,6 +12,7 @@ import msgpack
 import pytest
 import zmq
 
+from tests.servers import refused_url
 from tests.system.service import Service
 
 
@@ -168,7 +169,7 @@ def test_t_cancel_stops_a_resume(service: Service, http_server: Any) -> None:
 def test_stats_and_listcon(service: Service) -> None:
     before = service.client.call(op="rpc", method="stats.get_statistics")["result"]
     service.client.call(op="http_connect", connection="api", url="/ok")
-    service.client.call(op="http_client_query", url="http://127.0.0.1:1/")
+    service.client.call(op="http_client_query", url=refused_url())
     after = service.client.call(op="rpc", method="stats.get_statistics")["result"]
     assert after["httpclient:connections"] == 2
     assert after["httpclient:connok"] - before["httpclient:connok"] == 1
