@@ -379,6 +379,7 @@ class Dispatcher:
         self._async_done(slot, job.txn)
         if slot.identity is not None and slot.state == "ready":
             self._to_worker(slot, [wire.CANCEL, job.txn.encode()])
+        self._pump(slot)  # the freed transfer slot may start an async job that waits for one
 
     # -- scheduling --
 

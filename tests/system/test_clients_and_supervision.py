@@ -291,3 +291,29 @@ def test_async_max_transfers_bounds_each_worker_and_the_rest_wait(http_server: A
         assert all(r["http_rs"] == 200 for r in resumes)
     finally:
         svc.stop()
+
+
+def test_a_transfer_slot_freed_by_suspend_timeout_or_t_cancel_starts_the_next_job(
+    http_server: Any,
+) -> None:
+    svc = Service(
+        workers=1, extra="async_max_transfers = 1\nsuspend_timeout = 0.5\n", http_client=""
+    )
+    try:
+        with Client(svc.frontend, timeout_s=10) as client:
+            stalled = {
+                "op": "http_async_query",
+                "url": http_server.url("/stall"),
+                "route": "R",
+                "mode": "suspend",
+                "timeout": 30000,
+            }
+            first = client.call(**stalled)
+            waiting = client.submit(stalled)  # no transfer slot: it waits in the dispatcher
+            assert client.wait_resume(first["txn"])["http_err"] == "suspend timeout"
+            second = client.wait(waiting, timeout_s=3)  # started once the slot was freed
+            third = client.submit(stalled)
+            assert client.call("t_cancel", txn=second["txn"])["rc"] == 1
+            assert client.wait(third, timeout_s=3)["rc"] == 1
+    finally:
+        svc.stop()
