@@ -327,7 +327,7 @@ def _drive(
         from tqdm import tqdm
 
         bar = tqdm(total=round(total_s, 1), unit="s", file=sys.stderr, leave=False,
-                   bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s {postfix}")  # fmt: skip
+                   bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s{postfix}")  # fmt: skip
     start = time.monotonic()
     in_flight: dict[int, tuple[float, int]] = {}  # id -> (sent, index in the mix)
     next_id = 0
