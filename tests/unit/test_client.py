@@ -490,3 +490,30 @@ def test_events_prints_one_line_per_completion_until_count_or_timeout(
     )
     silent_pub.close(0)
     assert rc == 2 and "0 of 1" in capsys.readouterr().err
+
+
+def test_call_with_a_config_that_requires_curvezmq_gets_through(
+    ctx: zmq.Context, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server_public, server_secret = zmq.curve_keypair()
+    sock = ctx.socket(zmq.ROUTER)
+    sock.linger = 0
+    sock.curve_server = True
+    sock.curve_secretkey = server_secret
+    endpoint = f"tcp://127.0.0.1:{sock.bind_to_random_port('tcp://127.0.0.1')}"
+    conf = tmp_path / "sipcurl.ini"
+    secret_text = server_secret.decode().replace("$", "$$")  # INI interpolation escapes "$"
+    conf.write_text(f"[dispatcher]\nfrontend = {endpoint}\ncurve_secret_key = {secret_text}\n")
+    args = parse(cmd.add_call_arguments, ["-c", str(conf), "--timeout", "5", "rpc", "method=m"])
+    assert cmd.resolve_target(args).curve is not None
+    assert cmd.resolve_target(args).curve.server_public == server_public  # type: ignore[union-attr]
+    outcome: list[int] = []
+    caller = threading.Thread(target=lambda: outcome.append(cmd.run_call(args)), daemon=True)
+    caller.start()
+    try:
+        [(identity, req)] = take(sock, 1)
+        sock.send_multipart([identity, wire.pack({"id": req["id"], "result": "secure"})])
+        caller.join(5)
+    finally:
+        sock.close(0)
+    assert outcome == [0] and json.loads(capsys.readouterr().out)["result"] == "secure"
