@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import zmq
+from zmq.utils import z85
 
 from dispatcher.client import DEFAULT_EVENTS, DEFAULT_FRONTEND, Client, CurveKeys, Subscriber
 from dispatcher.errors import ConfigError
@@ -120,7 +121,10 @@ def resolve_target(args: argparse.Namespace) -> Target:
         frontend, events = conf.frontend, conf.events
         if conf.curve_secret_key:
             server_public = _curve_public(conf.curve_secret_key, "curve_secret_key")
-    server_public = getattr(args, "server_key", None) or server_public
+    given = getattr(args, "server_key", None)
+    if given:
+        _check_z85_key(given, "--server-key")
+        server_public = given
     curve = None
     if server_public:
         secret = os.environ.get(CLIENT_SECRET_ENV) or None
@@ -137,6 +141,15 @@ def _curve_public(secret: str, what: str) -> str:
         return zmq.curve_public(secret.encode()).decode()
     except (zmq.ZMQError, ValueError) as err:
         raise ValueError(f"{what} is not a z85 CurveZMQ secret key ({err})") from None
+
+
+def _check_z85_key(key: str, what: str) -> None:
+    try:
+        ok = len(key) == 40 and len(z85.decode(key)) == 32
+    except (ValueError, KeyError, UnicodeEncodeError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{what} is not a z85 CurveZMQ key (40 characters)")
 
 
 def _common(p: argparse.ArgumentParser) -> None:

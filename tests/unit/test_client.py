@@ -426,6 +426,10 @@ def test_call_exits_2_on_timeout_and_on_bad_arguments(
         parse(cmd.add_rpc_arguments, ["-c", "/nonexistent/sipcurl.ini", "core.workers"])
     )
     assert rc == 2 and "/nonexistent/sipcurl.ini" in capsys.readouterr().err
+    rc = cmd.run_events(
+        parse(cmd.add_events_arguments, ["--server-key", "short", "--timeout", "1"])
+    )
+    assert rc == 2 and "--server-key" in capsys.readouterr().err
 
 
 def test_rpc_prints_the_result_or_the_error(
