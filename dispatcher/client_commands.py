@@ -218,8 +218,10 @@ def run_rpc(args: argparse.Namespace) -> int:
                 "rpc",
                 f"{err} within {args.timeout:g}s (is the service running at {target.frontend}?)",
             )
-    if "error" in reply:
-        _print(reply["error"])
+    if (
+        "error" in reply or "fault" in reply
+    ):  # fault: a Kamailio RPC fault, e.g. 500 No Connection Definitions
+        _print(reply.get("error") or reply["fault"])
         return EXIT_ERROR_REPLY
     _print(reply.get("result"))
     return EXIT_OK
