@@ -8,6 +8,10 @@ synchronous call waits; failover is simply a second yield.
 Return convention (functions.c): the HTTP status, or the CURLcode when the transfer failed,
 -1 for internal errors; 0 becomes -1. The result is the body for 200 <= status < 500 only;
 the no-connection functions keep its first line when query_result is 1.
+
+Arguments are checked when the operation is created, before any transfer exists, so a
+refused request never reaches curl and bad input never raises. Values go to curl as bytes
+cut at the first NUL: Kamailio hands curl C strings.
 """
 
 from __future__ import annotations
@@ -38,6 +42,11 @@ class Transfer:
 
 Op = Generator[Transfer, int, dict]
 FAILOVER_OFFSET = 1000
+# Kamailio keeps the last Content-Type and effective URL in 512-byte buffers and skips
+# values that do not fit (functions.c: strlen < 511).
+STATE_TEXT_LIMIT = 511
+# "Content-Type: <type>" is built in a 256-byte buffer: longer lines are cut.
+CTYPE_LINE_LIMIT = 255
 
 
 class BadArgument(Exception):
@@ -46,7 +55,8 @@ class BadArgument(Exception):
 
 class _Body:
     """Kamailio's write_function: store whole chunks until the cap is reached, then keep
-    reading without storing (the status stays what the server said)."""
+    reading without storing (the status stays what the server said), so an endless body
+    under a cap never grows memory beyond the cap and one chunk."""
 
     __slots__ = ("chunks", "stored", "cap")
 
@@ -80,50 +90,74 @@ class _Headers:
     def write(self, line: bytes) -> None:
         self.lines.append(line)
 
-    def pairs(self) -> list[list[str]]:
+    def pairs(self) -> list[tuple[str, str]]:
         """Header lines of every response of the transfer, as $httprhdr sees them: split at
         the first colon, trimmed; status lines, blank and folded lines skipped."""
         out = []
         for raw in self.lines:
-            if not raw or raw[:1] in (b" ", b"\t", b"\r", b"\n"):
+            if not raw or raw[:1] in (b" ", b"\t", b"\r", b"\n") or raw.startswith(b"HTTP/"):
                 continue
-            text = raw.decode("latin-1")
-            name, sep, value = text.partition(":")
-            if not sep:
-                continue
-            out.append([name.strip(), value.strip()])
+            name, sep, value = decode(raw).partition(":")
+            if sep:
+                out.append((name.strip(), value.strip()))
         return out
 
 
-def _no_crlf(value: str, what: str) -> str:
-    if "\r" in value or "\n" in value:
+def decode(raw: bytes) -> str:
+    """Text curl hands back (headers, URLs): UTF-8 when it is, else Latin-1; never lossy,
+    and always encodable on the wire."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _text(value: Any, what: str) -> str:
+    """A request field as text: str, bytes (msgpack bin) or a number; nothing else."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise BadArgument(f"{what} must be a string, not {type(value).__name__}")
+
+
+def _c_string(value: str) -> bytes:
+    """What curl sees of a value Kamailio hands it as a C string: its bytes up to a NUL."""
+    return value.encode("utf-8", "surrogateescape").split(b"\0", 1)[0]
+
+
+def _name(request: dict, field: str = "connection") -> str:
+    value = request.get(field)
+    if not isinstance(value, str):
+        raise BadArgument(f"{field} must be a string, not {type(value).__name__}")
+    return value
+
+
+def _no_crlf(value: bytes, what: str) -> bytes:
+    if b"\r" in value or b"\n" in value:
         raise BadArgument(f"CR/LF in {what}")
     return value
 
 
-def _check_hdrs(hdrs: str) -> str:
-    """A literal CRLF separates headers, as in Kamailio; nothing may end the header block."""
-    for line in hdrs.split("\r\n"):
-        if not line or "\r" in line or "\n" in line:
+def _check_hdrs(hdrs: bytes) -> bytes:
+    """A literal CRLF separates headers, as in Kamailio; nothing may end the header block
+    (an empty line, a trailing CRLF) or hide a line break curl would pass on (bare CR/LF)."""
+    for line in hdrs.split(b"\r\n"):
+        if not line or b"\r" in line or b"\n" in line:
             raise BadArgument("hdrs would end the header block or hold a bare CR/LF")
     return hdrs
 
 
-def join_url(con: Connection, url: str) -> str:
+def join_url(con: Connection, url: bytes) -> bytes:
     """curl_con_query_url_f: only the suffix's first character is looked at."""
+    base = _c_string(con.base_url)
     if not url:
-        return con.base_url
-    return f"{con.base_url}{'' if url[0] == '/' else '/'}{url}"
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "surrogateescape")
-    return "" if value is None else str(value)
-
-
-def _bytes(value: str) -> bytes:
-    return value.encode("utf-8", "surrogateescape")
+        return base
+    return base + (b"" if url[:1] == b"/" else b"/") + url
 
 
 class HttpClient:
@@ -144,33 +178,34 @@ class HttpClient:
         }
 
     def run(self, request: dict) -> Op | dict:
-        handler = self._ops.get(request.get("op", ""))
+        op = request.get("op")
+        handler = self._ops.get(op) if isinstance(op, str) else None
         if handler is None:
-            return failed(f"unknown operation {request.get('op')!r}")
+            return failed(f"unknown operation {op!r}")
         try:
             return handler(request)
         except (BadArgument, PvError) as err:
             return failed(str(err))
 
-    def _expand(self, request: dict, field: str, *, crlf: bool = True) -> str:
-        value = _text(request.get(field))
-        if "$" not in value:
-            return value
-        return expand(value, request.get("pv") or {}, reject_crlf_in_values=not crlf)
+    def _expand(self, request: dict, field: str, *, crlf: bool = True) -> bytes:
+        value = _text(request.get(field), field)
+        if "$" in value:
+            value = expand(value, request.get("pv") or {}, reject_crlf_in_values=not crlf)
+        return _c_string(value)
 
     # -- state-only functions --
 
     def http_connection_exists(self, request: dict) -> dict:
-        return {"rc": 1 if request.get("connection") in self.connections else 0}
+        return {"rc": 1 if _name(request) in self.connections else 0}
 
     def http_get_redirect(self, request: dict) -> dict:
-        name = request.get("connection", "")
+        name = _name(request)
         if name not in self.connections:
             return {"rc": -1, "result": ""}
         return {"rc": 1, "result": self.state.last_redirect.get(name, "")}
 
     def http_get_content_type(self, request: dict) -> dict:
-        name = request.get("connection", "")
+        name = _name(request)
         if name not in self.connections:
             return {"result": None}
         return {"result": self.state.last_content_type.get(name, "")}
@@ -184,20 +219,24 @@ class HttpClient:
         return self._connect(request, expand_data=False)
 
     def _connect(self, request: dict, *, expand_data: bool) -> Op | dict:
-        con = self.connections.get(request.get("connection", ""))
+        name = _name(request)
+        con = self.connections.get(name)
         if con is None:
-            return failed(f"no connection named {request.get('connection')!r}")
+            return failed(f"no connection named {name!r}")
         url = _no_crlf(self._expand(request, "url", crlf=False), "url")
-        ctype = _no_crlf(_text(request.get("content_type")), "content_type")
+        ctype = _text(request.get("content_type"), "content_type")
+        ctype_bytes = _no_crlf(_c_string(ctype), "content_type")
         if expand_data:
-            data = _bytes(self._expand(request, "data"))
+            data = self._expand(request, "data")
         else:
-            raw = request.get("data") or b""
-            data = raw if isinstance(raw, bytes) else _bytes(raw)
-        data = data.split(b"\0", 1)[0]  # Kamailio copies it as a C string
-        return self._connect_op(con, url, ctype, data)
+            raw = request.get("data")
+            if isinstance(raw, bytes):
+                data = raw.split(b"\0", 1)[0]
+            else:
+                data = _c_string(_text(raw, "data"))
+        return self._connect_op(con, url, ctype_bytes, data)
 
-    def _connect_op(self, con: Connection, url: str, ctype: str, data: bytes) -> Op:
+    def _connect_op(self, con: Connection, url: bytes, ctype: bytes, data: bytes) -> Op:
         rc, body = yield from self._connection_attempt(con, url, ctype, data)
         if rc > FAILOVER_OFFSET:
             # One failover step at most: the failover's own failure is final (functions.c).
@@ -213,7 +252,7 @@ class HttpClient:
         return reply
 
     def _connection_attempt(
-        self, con: Connection, url: str, ctype: str, data: bytes
+        self, con: Connection, url: bytes, ctype: bytes, data: bytes
     ) -> Generator[Transfer, int, tuple[int, bytes]]:
         state = self.state
         state.last_redirect[con.name] = ""
@@ -224,16 +263,19 @@ class HttpClient:
         if data:
             handle.setopt(pycurl.POST, 1)
             handle.setopt(pycurl.POSTFIELDS, data)
-            handle.setopt(pycurl.HTTPHEADER, [f"Content-Type: {ctype}"[:255]])
+            handle.setopt(pycurl.HTTPHEADER, [(b"Content-Type: " + ctype)[:CTYPE_LINE_LIMIT]])
         else:
             handle.setopt(pycurl.POST, 0)
         body, headers = self._collect(handle, con.maxdatasize)
         code = yield Transfer(handle, con.name if con.keep_connections else None)
         rc, result = self._outcome(handle, code, body, headers, oneline=False)
         if code == 0:
-            state.last_redirect[con.name] = handle.getinfo(pycurl.EFFECTIVE_URL) or ""
-            ctype_got = handle.getinfo(pycurl.CONTENT_TYPE)
-            state.last_content_type[con.name] = ctype_got or ""
+            effective = handle.getinfo_raw(pycurl.EFFECTIVE_URL) or b""
+            if len(effective) < STATE_TEXT_LIMIT:
+                state.last_redirect[con.name] = decode(effective)
+            ctype_got = handle.getinfo_raw(pycurl.CONTENT_TYPE) or b""
+            if len(ctype_got) < STATE_TEXT_LIMIT:
+                state.last_content_type[con.name] = decode(ctype_got)
         state.release(con.name, handle)
         if con.failover and (code != 0 or rc >= 500):
             return rc + FAILOVER_OFFSET, b""
@@ -243,35 +285,41 @@ class HttpClient:
 
     def http_client_query(self, request: dict) -> Op | dict:
         url = self._url(request)
-        post = _bytes(self._expand(request, "post"))
+        post = self._expand(request, "post")
         hdrs = self._hdrs(request)
         return self._query_op(url, post=post, hdrs=hdrs, method=None)
 
     def http_client_get(self, request: dict) -> Op | dict:
         url = self._url(request)
-        body = _bytes(self._expand(request, "body"))
-        return self._query_op(url, post=body, hdrs=self._hdrs(request), method="GET")
+        body = self._expand(request, "body")
+        return self._query_op(url, post=body, hdrs=self._hdrs(request), method=b"GET")
 
     def http_client_request(self, request: dict) -> Op | dict:
         method = _no_crlf(self._expand(request, "method", crlf=False), "method")
         if not method:
             return failed("method has no value")
         url = self._url(request)
-        body = _bytes(self._expand(request, "body"))
+        body = self._expand(request, "body")
         return self._query_op(url, post=body, hdrs=self._hdrs(request), method=method, request=True)
 
-    def _url(self, request: dict) -> str:
+    def _url(self, request: dict) -> bytes:
         url = _no_crlf(self._expand(request, "url", crlf=False), "url")
         if not url:
             raise BadArgument("URL has no value")
         return url
 
-    def _hdrs(self, request: dict) -> str:
+    def _hdrs(self, request: dict) -> bytes:
         hdrs = self._expand(request, "hdrs", crlf=False)
-        return _check_hdrs(hdrs) if hdrs else ""
+        return _check_hdrs(hdrs) if hdrs else b""
 
     def _query_op(
-        self, url: str, *, post: bytes, hdrs: str, method: str | None, request: bool = False
+        self,
+        url: bytes,
+        *,
+        post: bytes,
+        hdrs: bytes,
+        method: bytes | None,
+        request: bool = False,
     ) -> Op:
         http = self.http
         handle = pycurl.Curl()
@@ -282,7 +330,7 @@ class HttpClient:
         if post:
             if not request:
                 handle.setopt(pycurl.POST, 1)
-            handle.setopt(pycurl.POSTFIELDS, post.split(b"\0", 1)[0])
+            handle.setopt(pycurl.POSTFIELDS, post)
         elif request:
             handle.setopt(pycurl.POST, 0)
         if hdrs:
@@ -315,7 +363,7 @@ class HttpClient:
     ) -> tuple[int, bytes]:
         """Counters and the stored result for one attempt (curL_request_url's tail)."""
         if headers is not None:
-            self.state.response_headers = [tuple(p) for p in headers.pairs()]  # type: ignore[misc]
+            self.state.response_headers = headers.pairs()
         if code != 0:
             self.state.connfail += 1
             return code, b""
@@ -337,11 +385,13 @@ class HttpClient:
 
 
 def failed(detail: str) -> dict:
+    # The detail may quote undecodable request bytes: make it text msgpack can carry.
+    text = detail.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return {
         "rc": -1,
         "result": b"",
         "curlerror": curlerror_text(-1),
-        "error_detail": mask_credentials(detail),
+        "error_detail": mask_credentials(text),
     }
 
 

@@ -15,7 +15,7 @@ from dispatcher.config import Connection, HttpClientSettings
 HTTP_ONLY = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
 
 
-def apply_common(handle: pycurl.Curl, url: str, http: HttpClientSettings) -> None:
+def apply_common(handle: pycurl.Curl, url: str | bytes, http: HttpClientSettings) -> None:
     handle.setopt(pycurl.URL, url)
     handle.setopt(pycurl.NOSIGNAL, 1)
     handle.setopt(pycurl.PROTOCOLS, HTTP_ONLY)
