@@ -213,6 +213,9 @@ def test_the_reply_describes_the_primary_connection_after_failover(
     )
     reply = run_blocking(client, {"op": "http_connect", "connection": "a", "url": "/x"})
     assert reply["rc"] == 200 and json.loads(reply["result"])["path"] == "/echo/x"
+    # content_type is what http_get_content_type("a") gives next, as Kamailio's API: the
+    # primary's own 503 response, not the failover's.
+    assert reply["content_type"] == "text/plain"
     redirect = run_blocking(client, {"op": "http_get_redirect", "connection": "a"})
     assert redirect["result"] == http_server.url("/status/503/x")
     assert run_blocking(client, {"op": "http_get_content_type", "connection": "b"})["result"] == (
