@@ -152,8 +152,15 @@ def _check_hdrs(hdrs: bytes) -> bytes:
     return hdrs
 
 
-def join_url(con: Connection, url: bytes) -> bytes:
+def join_url(con: Connection, url: str) -> str:
     """curl_con_query_url_f: only the suffix's first character is looked at."""
+    if not url:
+        return con.base_url
+    return f"{con.base_url}{'' if url[0] == '/' else '/'}{url}"
+
+
+def _join_url_bytes(con: Connection, url: bytes) -> bytes:
+    """join_url on what curl will see."""
     base = _c_string(con.base_url)
     if not url:
         return base
@@ -258,7 +265,7 @@ class HttpClient:
         state.last_redirect[con.name] = ""
         state.last_content_type[con.name] = ""
         handle = state.handle_for(con.name, bool(con.keep_connections))
-        options.apply_common(handle, join_url(con, url), self.http)
+        options.apply_common(handle, _join_url_bytes(con, url), self.http)
         options.apply_connection_options(handle, con, self.http)
         if data:
             handle.setopt(pycurl.POST, 1)

@@ -118,3 +118,11 @@ def test_connections_trust_the_global_ca_and_keep_their_tls_connection(
     assert server.requests[-1].client_cert is not None
     no_ca = make_client(tmp_path, f"httpcon = s=>{server.url('/echo')}\n")
     assert run_blocking(no_ca, {"op": "http_connect", "connection": "s", "url": ""})["rc"] == 60
+
+
+def test_timeout_mode_1_is_seconds(tmp_path: Path, http_server: HttpTestServer) -> None:
+    client = make_client(tmp_path, "timeout_mode = 1\nconnection_timeout = 1\n")
+    reply, elapsed = timed(
+        client, {"op": "http_client_query", "url": http_server.url("/slow?ms=2500")}
+    )
+    assert reply["rc"] == 28 and 0.9 <= elapsed < 2.0
