@@ -1,16 +1,39 @@
-"""Fixtures: real servers on 127.0.0.1, stopped when the test ends."""
+"""Fixtures: real servers on 127.0.0.1, stopped when the test (or module) ends.
+
+Function-scoped servers start fresh for each test; `module_http_server` is shared by a
+module and must be `reset()` by the test that wants clean counts. A test that starts a
+server itself and forgets to stop it fails: the server is stopped and named.
+"""
 
 from __future__ import annotations
 
-import datetime
-import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 
-from tests.servers import HttpTestServer, ProxyServer
+from tests.servers import (
+    HttpTestServer,
+    ProxyServer,
+    TlsMaterial,
+    free_port,
+    live_listeners,
+)
+
+__all__ = ["TlsMaterial", "free_port"]  # older tests import TlsMaterial from here
+
+
+@pytest.fixture(autouse=True)
+def _no_server_left_running() -> Iterator[None]:
+    """Servers started during a test must be stopped by it (fixtures stop theirs first)."""
+    before = set(map(id, live_listeners()))
+    yield
+    leaked = [s for s in live_listeners() if id(s) not in before]
+    for server in leaked:
+        server.stop()
+    if leaked:
+        names = ", ".join(s.name for s in leaked)
+        pytest.fail(f"test left servers running (now stopped): {names}", pytrace=False)
 
 
 @pytest.fixture()
@@ -19,64 +42,71 @@ def http_server() -> Iterator[HttpTestServer]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def module_http_server() -> Iterator[HttpTestServer]:
+    """One server for a whole module: cheap, but call `reset()` before counting."""
+    with HttpTestServer() as server:
+        yield server
+
+
 @pytest.fixture()
 def http_proxy() -> Iterator[ProxyServer]:
-    proxy = ProxyServer()
-    try:
+    with ProxyServer() as proxy:
         yield proxy
-    finally:
-        proxy.stop()
 
 
-class TlsMaterial:
-    """A trusted CA with its files on disk, a client certificate, and an untrusted CA."""
+@pytest.fixture(scope="session")
+def tls_ca(tmp_path_factory: pytest.TempPathFactory) -> TlsMaterial:
+    """The trusted CA (`ca_file`) and a client cert it issued (`client_cert`, `client_key`)."""
+    return TlsMaterial(tmp_path_factory.mktemp("tls"))
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.ca = trustme.CA()
-        self.ca_file = folder / "ca.pem"
-        self.ca.cert_pem.write_to_path(str(self.ca_file))
-        client = self.ca.issue_cert("client@example.test")
-        self.client_cert = folder / "client.pem"
-        self.client_key = folder / "client.key"
-        client.cert_chain_pems[0].write_to_path(str(self.client_cert))
-        client.private_key_pem.write_to_path(str(self.client_key))
 
-    def server_context(
-        self,
+@pytest.fixture(scope="session")
+def tls_material(tls_ca: TlsMaterial) -> TlsMaterial:
+    return tls_ca
+
+
+@pytest.fixture()
+def tls_server(tls_ca: TlsMaterial) -> Iterator[HttpTestServer]:
+    """HTTPS with a certificate for localhost and 127.0.0.1 from `tls_ca`."""
+    with HttpTestServer(tls=tls_ca.server_context()) as server:
+        yield server
+
+
+@pytest.fixture()
+def tls_server_factory(tls_ca: TlsMaterial) -> Iterator[Callable[..., HttpTestServer]]:
+    """make(hosts=..., untrusted=, expired=, require_client_cert=) -> a started server."""
+    servers: list[HttpTestServer] = []
+
+    def make(
         *,
         hosts: tuple[str, ...] = ("localhost", "127.0.0.1"),
         untrusted: bool = False,
         expired: bool = False,
         require_client_cert: bool = False,
-    ) -> ssl.SSLContext:
-        ca = trustme.CA() if untrusted else self.ca
-        kwargs = {}
-        if expired:
-            kwargs["not_after"] = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
-        cert = ca.issue_cert(*hosts, **kwargs)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        cert.configure_cert(ctx)
-        if require_client_cert:
-            ctx.verify_mode = ssl.CERT_REQUIRED
-            self.ca.configure_trust(ctx)
-        return ctx
-
-
-@pytest.fixture(scope="session")
-def tls_material(tmp_path_factory: pytest.TempPathFactory) -> TlsMaterial:
-    return TlsMaterial(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture()
-def tls_server_factory(tls_material: TlsMaterial) -> Iterator[Callable[..., HttpTestServer]]:
-    servers: list[HttpTestServer] = []
-
-    def make(**kwargs: object) -> HttpTestServer:
-        server = HttpTestServer(tls=tls_material.server_context(**kwargs))  # type: ignore[arg-type]
+    ) -> HttpTestServer:
+        context = tls_ca.server_context(
+            hosts=hosts,
+            untrusted=untrusted,
+            expired=expired,
+            require_client_cert=require_client_cert,
+        )
+        server = HttpTestServer(tls=context)
         servers.append(server)
         return server
 
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture()
+def make_temp_dir(tmp_path: Path) -> Callable[[str], Path]:
+    """make_temp_dir(name) -> a new empty folder under this test's tmp_path."""
+
+    def make(name: str) -> Path:
+        folder = tmp_path / name
+        folder.mkdir(parents=True)
+        return folder
+
+    return make
