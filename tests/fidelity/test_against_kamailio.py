@@ -362,6 +362,7 @@ def group_timeouts(e: Env) -> tuple[list[tuple[str, Any]], list[Case]]:
         ("httpcon", f"fotimeout=>{s}/slow?ms=1500;failover=fast"),
         ("httpcon", f"fast=>{s}/echo"),
         ("httpcon", f"trickle=>{s}/trickle"),
+        ("httpcon", f"t0=>{s}/slow;timeout=0"),
     ]
     return params, [
         Case(
@@ -371,6 +372,16 @@ def group_timeouts(e: Env) -> tuple[list[tuple[str, Any]], list[Case]]:
             compare_request=False,
         ),
         Case("within-timeout", "http_connect", {"connection": "slow", "url": "?ms=10"}),
+        Case(
+            "httpcon-timeout-0",
+            "http_connect",
+            {"connection": "t0", "url": "?ms=2500"},
+            compare_request=False,
+            xfail=(
+                "5.6.3: an httpcon's timeout=0 means no timeout (rc 200 after 2.5 s with"
+                " connection_timeout=1); sipcurl applies the global timeout (rc 28 after 1 s)"
+            ),
+        ),
         Case(
             "failover-on-timeout",
             "http_connect",
@@ -679,6 +690,11 @@ def group_auth_basic_only(e: Env) -> tuple[list[tuple[str, Any]], list[Case]]:
         ("httpcon", f"nouser=>http://127.0.0.1:{p}/auth/basic/alice/s3cret"),
         ("httpcon", f"emptyuser=>http://:s3cret@127.0.0.1:{p}/auth/basic/alice/s3cret"),
         ("httpcon", f"colonpass=>http://alice:s3:cret@127.0.0.1:{p}/auth/basic/alice/s3:cret"),
+        ("httpcon", f"useronly=>http://alice@127.0.0.1:{p}/auth/basic/alice/s3cret"),
+        (
+            "httpcon",
+            f"atuser=>http://127.0.0.1:{p}/x;useragent=u@127.0.0.1:{p}/auth/basic/alice/s3cret",
+        ),
     ]
     return params, [
         Case("authmethod-1-basic", "http_connect", {"connection": "basic", "url": ""}),
@@ -686,6 +702,8 @@ def group_auth_basic_only(e: Env) -> tuple[list[tuple[str, Any]], list[Case]]:
         Case("auth-no-credentials", "http_connect", {"connection": "nouser", "url": ""}),
         Case("auth-empty-username", "http_connect", {"connection": "emptyuser", "url": ""}),
         Case("auth-password-with-colon", "http_connect", {"connection": "colonpass", "url": ""}),
+        Case("auth-user-without-password", "http_connect", {"connection": "useronly", "url": ""}),
+        Case("auth-user-from-at-in-params", "http_connect", {"connection": "atuser", "url": ""}),
         Case(
             "query-credentials-in-url",
             "http_client_query",
