@@ -12,7 +12,7 @@ from pathlib import Path
 
 import trustme
 
-CLIENT_COMMON_NAME = "sipcurl test client"
+CLIENT_SUBJECT = "O=sipcurl tests,OU=client,CN=sipcurl test client"  # as Recorded shows it
 
 
 class TlsMaterial:
@@ -23,7 +23,13 @@ class TlsMaterial:
         self.ca = trustme.CA()
         self.ca_file = folder / "ca.pem"
         self.ca.cert_pem.write_to_path(str(self.ca_file))
-        client = self.ca.issue_cert("client@example.test", common_name=CLIENT_COMMON_NAME)
+        client = self.ca.issue_cert(
+            "client@example.test",
+            common_name="sipcurl test client",
+            organization_name="sipcurl tests",
+            organization_unit_name="client",
+        )
+        self.client_subject = CLIENT_SUBJECT
         self.client_cert = folder / "client.pem"
         self.client_key = folder / "client.key"
         client.cert_chain_pems[0].write_to_path(str(self.client_cert))

@@ -377,9 +377,8 @@ def test_client_certificate_required_and_recorded(
         SSLKEY=str(tls_ca.client_key),
     )
     assert (status, err) == (200, 0)
-    assert server.requests[-1].client_subject == "CN=sipcurl test client" or (
-        "CN=sipcurl test client" in (server.requests[-1].client_subject or "")
-    )
+    assert server.requests[-1].client_subject == tls_ca.client_subject
+    assert tls_ca.client_subject == "O=sipcurl tests,OU=client,CN=sipcurl test client"
 
 
 # -- proxy --
