@@ -6,9 +6,12 @@ from __future__ import annotations
 import io
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pycurl
@@ -455,3 +458,32 @@ def test_keep_alive_throughput(http_server: HttpTestServer) -> None:
         elapsed = time.monotonic() - start
     assert http_server.accepts == 1 and len(http_server.requests) == count
     assert elapsed < 1.0, f"{count / elapsed:.0f} requests/s"
+
+
+def test_a_test_that_leaves_a_server_running_fails(tmp_path: Path) -> None:
+    leaky = tmp_path / "test_leaky.py"
+    leaky.write_text(
+        "from tests.servers import HttpTestServer\n\n"
+        "def test_forgets_to_stop():\n    HttpTestServer()\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "tests.conftest",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            str(leaky),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1 and "test left servers running (now stopped)" in run.stdout
