@@ -1,5 +1,6 @@
 """A minimal forward HTTP proxy: absolute-URI requests forwarded over a fresh upstream
-connection, the answer streamed back, one request per client connection (no CONNECT).
+connection each, the answer streamed back; the client's connection is kept alive when the
+answer is framed (no CONNECT).
 
 `seen` holds each proxied request line as `"METHOD absolute-URI"`, so a test asserts
 that a transfer really went through the proxy.
@@ -8,10 +9,18 @@ that a transfer really went through the proxy.
 from __future__ import annotations
 
 import socket
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from tests.servers.listener import Listener
-from tests.servers.wire import BadRequest, Recorded, read_body, read_head
+from tests.servers.wire import (
+    MAX_LINE,
+    BadRequest,
+    Recorded,
+    announces_body,
+    read_body,
+    read_head,
+)
 
 UPSTREAM_TIMEOUT_S = 30.0
 # Hop-by-hop: for this proxy only, never passed upstream (the body is re-framed).
@@ -56,16 +65,25 @@ class ProxyServer(Listener):
     def handle(self, conn: socket.socket, number: int) -> None:
         conn.settimeout(UPSTREAM_TIMEOUT_S)
         reader = conn.makefile("rb")
+        while not self.stopping and self._proxy_one(conn, reader, number):
+            pass
+
+    def _proxy_one(self, conn: socket.socket, reader: BinaryIO, number: int) -> bool:
+        """Forward one request; False ends the client connection."""
         try:
             head = read_head(reader)
             if head is None:
-                return
+                return False
             method, target, version, headers = head
+            expect = {v.lower() for n, v in headers if n.lower() == "expect"}
+            if "100-continue" in expect and announces_body(headers):
+                conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
             body = read_body(reader, headers)
         except BadRequest as exc:
             return _answer(conn, 400, str(exc))
+        req = Recorded(method, target, headers, body, number, None, version)
         with self._lock:
-            self.requests.append(Recorded(method, target, headers, body, number, None, version))
+            self.requests.append(req)
         split = urlsplit(target)
         if method == "CONNECT" or split.scheme != "http" or not split.hostname:
             return _answer(conn, 501, f"this proxy only forwards http:// URIs, not {target}")
@@ -85,22 +103,69 @@ class ProxyServer(Listener):
                 n.lower() in ("content-length", "transfer-encoding") for n, _ in headers
             ):
                 forwarded.append(f"Content-Length: {len(body)}\r\n")
-            upstream.sendall(
-                f"{method} {path} HTTP/1.1\r\n{''.join(forwarded)}Connection: close\r\n\r\n".encode(
-                    "latin-1"
-                )
-                + body
-            )
-            # The upstream answer carries `Connection: close`, so the client will not reuse
-            # this connection either: relaying to EOF is the whole framing needed.
-            while data := upstream.recv(65536):
-                conn.sendall(data)
+            request = f"{method} {path} HTTP/1.1\r\n{''.join(forwarded)}Connection: close\r\n\r\n"
+            upstream.sendall(request.encode("latin-1") + body)
+            return _relay(upstream.makefile("rb"), conn, method, keep=not req.wants_close)
         finally:
             self.untrack(upstream)
             upstream.close()
 
 
-def _answer(conn: socket.socket, status: int, text: str) -> None:
+def _relay(upstream: BinaryIO, conn: socket.socket, method: str, *, keep: bool) -> bool:
+    """Pass the upstream answer on as it arrives, framed for a kept client connection."""
+    while True:
+        status_line = upstream.readline(MAX_LINE)
+        if not status_line:
+            return _answer(conn, 502, "upstream closed without an answer")
+        status = int(status_line.split(b" ")[1]) if status_line.count(b" ") else 0
+        head = [status_line]
+        framing: dict[str, bytes] = {}
+        while (line := upstream.readline(MAX_LINE)) not in (b"\r\n", b"\n", b""):
+            name = line.split(b":")[0].strip().lower()
+            if name in (b"connection", b"keep-alive", b"proxy-connection"):
+                continue
+            if name in (b"content-length", b"transfer-encoding"):
+                framing[name.decode()] = line.split(b":", 1)[1].strip()
+            head.append(line)
+        if 100 <= status < 200 and status != 101:
+            conn.sendall(b"".join(head) + b"\r\n")  # interim: the real answer follows
+            continue
+        break
+    bodiless = method == "HEAD" or status in (204, 304)
+    chunked = b"chunked" in framing.get("transfer-encoding", b"").lower()
+    keep = keep and (bodiless or chunked or "content-length" in framing)
+    conn.sendall(b"".join(head) + (b"" if keep else b"Connection: close\r\n") + b"\r\n")
+    if bodiless:
+        return keep
+    if chunked:
+        while True:
+            size_line = upstream.readline(MAX_LINE)
+            conn.sendall(size_line)
+            size = int(size_line.split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while (line := upstream.readline(MAX_LINE)) not in (b"\r\n", b"\n", b""):
+                    conn.sendall(line)
+                conn.sendall(b"\r\n")
+                return keep
+            _copy(upstream, conn, size + 2)  # the data and its CRLF
+    elif "content-length" in framing:
+        _copy(upstream, conn, int(framing["content-length"]))
+    else:
+        while data := upstream.read1(65536):  # type: ignore[attr-defined]
+            conn.sendall(data)
+    return keep
+
+
+def _copy(upstream: BinaryIO, conn: socket.socket, size: int) -> None:
+    while size > 0:
+        data = upstream.read1(min(size, 65536))  # type: ignore[attr-defined]
+        if not data:
+            raise OSError("upstream cut the body short")
+        conn.sendall(data)
+        size -= len(data)
+
+
+def _answer(conn: socket.socket, status: int, text: str) -> bool:
     reasons = {400: "Bad Request", 501: "Not Implemented", 502: "Bad Gateway"}
     data = f"{text}\n".encode("latin-1", "replace")
     conn.sendall(
@@ -108,3 +173,4 @@ def _answer(conn: socket.socket, status: int, text: str) -> None:
         f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode()
         + data
     )
+    return False

@@ -404,6 +404,34 @@ def test_proxy_forwards_and_records(http_server: HttpTestServer, http_proxy: Pro
     assert http_proxy.count == 2
 
 
+def test_proxy_keeps_the_client_connection_and_relays_every_framing(
+    http_server: HttpTestServer, http_proxy: ProxyServer
+) -> None:
+    curl = pycurl.Curl()
+    body = io.BytesIO()
+    curl.setopt(pycurl.WRITEDATA, body)
+    curl.setopt(pycurl.PROXY, http_proxy.url())
+    curl.setopt(pycurl.TIMEOUT_MS, int(DEADLINE_S * 1000))
+    expected = {
+        "/echo": None,
+        "/body?size=20000&chunked=1": b"0123456789" * 2000,
+        "/status/100": b"after informational\n",
+        "/status/204": b"",
+        "/status/503": b"status 503\n",
+        "/text?content=last": b"last",
+    }
+    for path, want in expected.items():
+        body.seek(0)
+        body.truncate()
+        curl.setopt(pycurl.URL, http_server.url(path))
+        curl.perform()
+        assert want is None or body.getvalue() == want, path
+    curl.close()
+    assert http_proxy.accepts == 1 and http_proxy.count == len(expected)
+    assert http_server.accepts == len(expected)  # a fresh upstream connection each
+    assert fetch(http_server.url("/close"), PROXY=http_proxy.url())[0] == 502
+
+
 # -- lifecycle --
 
 
