@@ -23,7 +23,9 @@ connection number, TLS client certificate). Routes, a suffix allowed after each
 - `Connection: close` (and HTTP/1.0 without keep-alive) is honoured; `Expect:
   100-continue` is answered; a malformed request gets 400 and a close.
 
-`ProxyServer` forwards absolute-URI requests and records them in `seen`.
+`ProxyServer` forwards absolute-URI http:// requests (keep-alive with the client, a fresh
+upstream connection each), recording them in `seen` and `requests`, counted by `count`.
+`TlsMaterial` makes the CA, client certificate and server contexts of the TLS fixtures.
 """
 
 from tests.servers.listener import live_listeners

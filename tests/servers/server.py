@@ -19,7 +19,7 @@ from tests.servers.wire import BadRequest, Exchange, Recorded, announces_body, r
 class HttpTestServer(Listener):
     """A real HTTP server on 127.0.0.1 (port 0), plain or TLS (`tls` is a server context)."""
 
-    def __init__(self, tls: ssl.SSLContext | None = None, *, idle_timeout_s: float = 60.0) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, *, idle_timeout_s: float = 300.0) -> None:
         self.tls = tls
         self.idle_timeout_s = idle_timeout_s
         self.requests: list[Recorded] = []
