@@ -35,6 +35,9 @@ class Env:
     tls_good: str = ""
     tls_wrong_host: str = ""
     tls_untrusted: str = ""
+    tls_client_required: str = ""  # a TLS server that asks for a client certificate
+    client_cert: str = ""
+    client_key: str = ""
 
 
 @dataclass
@@ -156,6 +159,13 @@ def run_group(
 def assert_same(r: Result) -> None:
     """Everything a script or a backend could notice, equal on both sides."""
     name, theirs, ours, k_seen, o_seen = r.case.name, r.theirs, r.ours, r.k_seen, r.o_seen
+    if r.case.on_purpose is not None:
+        told = f"{name}: Kamailio gave rc {theirs.rc} and sent {k_seen[0]}; sipcurl rc {ours.rc}, sent {o_seen[0]}"
+        assert ours.rc == r.case.on_purpose, told
+        if r.case.compare_request:  # refused before anything went out
+            assert (o_seen[0], o_seen[2]) == ([], []), told
+            assert ours.counters == {"httpclient:connok": 0, "httpclient:connfail": 0}, told
+        return
     if r.case.known_difference == "escape-case":
         theirs.result = upper_escapes(theirs.result)
         k_seen = (

@@ -48,7 +48,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     good = HttpTestServer(tls=tls.server_context())
     wrong = HttpTestServer(tls=tls.server_context(hosts=("other.example",)))
     untrusted = HttpTestServer(tls=tls.server_context(untrusted=True))
-    base = [srv.url("").rstrip("/") for srv in (good, wrong, untrusted)]
+    mutual = HttpTestServer(tls=tls.server_context(require_client_cert=True))
+    base = [srv.url("").rstrip("/") for srv in (good, wrong, untrusted, mutual)]
     env = Env(
         server.url("").rstrip("/"),
         server.port,
@@ -56,11 +57,13 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         proxy.port,
         str(tls.ca_file),
         *base,
+        client_cert=str(tls.client_cert),
+        client_key=str(tls.client_key),
     )
     try:
         yield env, server, proxy
     finally:
-        for srv in (good, wrong, untrusted):
+        for srv in (good, wrong, untrusted, mutual):
             srv.stop()
         proxy.stop()
         server.stop()

@@ -363,6 +363,7 @@ def group_timeouts(e: Env) -> tuple[list[tuple[str, Any]], list[Case]]:
         ("httpcon", f"fast=>{s}/echo"),
         ("httpcon", f"trickle=>{s}/trickle"),
         ("httpcon", f"t0=>{s}/slow;timeout=0"),
+        ("httpcon", f"loop=>{s}/loop;httpredirect=1"),
     ]
     return params, [
         Case(
@@ -387,6 +388,13 @@ def group_timeouts(e: Env) -> tuple[list[tuple[str, Any]], list[Case]]:
             "http_connect",
             {"connection": "fotimeout", "url": ""},
             compare_request=False,
+        ),
+        Case(
+            "redirect-loop-endless",
+            "http_connect",
+            {"connection": "loop", "url": ""},
+            compare_request=False,
+            on_purpose=47,
         ),
         Case(
             "query-timeout",
@@ -816,8 +824,131 @@ def group_curlerror(e: Env) -> tuple[list[tuple[str, Any]], list[Case]]:
     ]
 
 
+def group_tls_options(e: Env) -> tuple[list[tuple[str, Any]], list[Case]]:
+    """Client certificates, TLS versions and cipher lists, per httpcon and global."""
+    cert = f"client_cert={e.client_cert};client_key={e.client_key}"
+    params: list[tuple[str, Any]] = [
+        ("useragent", "fidelity/1.0"),
+        ("cacert", e.ca),
+        ("httpcon", f"mutual=>{e.tls_client_required}/echo;{cert}"),
+        ("httpcon", f"nocert=>{e.tls_client_required}/echo"),
+        ("httpcon", f"certonly=>{e.tls_client_required}/echo;client_cert={e.client_cert}"),
+        ("httpcon", f"tls12=>{e.tls_good}/echo;tlsversion=6"),
+        ("httpcon", f"tls13=>{e.tls_good}/echo;tlsversion=7"),
+        ("httpcon", f"badcipher=>{e.tls_good}/echo;cipher_suites=NO-SUCH-CIPHER"),
+        (
+            "httpcon",
+            f"okcipher=>{e.tls_good}/echo;cipher_suites=ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256;tlsversion=6",
+        ),
+        ("httpcon", f"hostonly=>{e.tls_wrong_host}/echo;verify_host=0"),
+        ("httpcon", f"peeronly=>{e.tls_wrong_host}/echo;verify_peer=0"),
+    ]
+    C = Case
+    return params, [
+        C("tls-client-cert", "http_connect", {"connection": "mutual", "url": "/m"}),
+        C(
+            "tls-client-cert-missing",
+            "http_connect",
+            {"connection": "nocert", "url": ""},
+            compare_request=False,
+        ),
+        C(
+            "tls-client-cert-without-key",
+            "http_connect",
+            {"connection": "certonly", "url": ""},
+            compare_request=False,
+        ),
+        C("tls-version-1.2", "http_connect", {"connection": "tls12", "url": "/12"}),
+        C("tls-version-1.3", "http_connect", {"connection": "tls13", "url": "/13"}),
+        C(
+            "tls-bad-cipher-list",
+            "http_connect",
+            {"connection": "badcipher", "url": ""},
+            compare_request=False,
+        ),
+        C("tls-cipher-list", "http_connect", {"connection": "okcipher", "url": "/c"}),
+        C("tls-verify-host-off-only", "http_connect", {"connection": "hostonly", "url": "/h"}),
+        C(
+            "tls-verify-peer-off-only",
+            "http_connect",
+            {"connection": "peeronly", "url": ""},
+            compare_request=False,
+        ),
+        C("tls-query-global-cacert", "http_client_query", {"url": f"{e.tls_good}/echo/g"}),
+    ]
+
+
+URL_CRLF = (
+    "CR/LF in a URL: Kamailio's libcurl refuses it itself (rc 3 'URL using bad/illegal format"
+    " or missing URL', connfail +1, nothing sent); sipcurl answers rc -1 before curl. Both"
+    " are safe; returning curl's 3 would match"
+)
+
+
+def group_on_purpose(e: Env) -> tuple[list[tuple[str, Any]], list[Case]]:
+    """Where copying Kamailio would be wrong (DIFFERENCES.md): sipcurl refuses with rc -1
+    and sends nothing; Kamailio's outcome is only reported."""
+    s = e.s
+    crlf = {"$var(v)": "1\r\nX-Injected: yes"}
+    return [("useragent", "fidelity/1.0"), ("httpcon", f"api=>{s}/echo")], [
+        Case(
+            "crlf-in-hdrs-pv",
+            "http_client_query",
+            {"url": f"{s}/echo", "post": "", "hdrs": "X-A: $var(v)"},
+            pv=crlf,
+            on_purpose=-1,
+        ),
+        Case(
+            "crlf-in-get-hdrs-pv",
+            "http_client_get",
+            {"url": f"{s}/echo", "body": "", "hdrs": "X-A: $var(v)"},
+            pv=crlf,
+            on_purpose=-1,
+        ),
+        Case(
+            "empty-line-in-hdrs",
+            "http_client_query",
+            {"url": f"{s}/echo", "post": "", "hdrs": "X-A: 1\r\n\r\nGET /smuggled HTTP/1.1"},
+            on_purpose=-1,
+        ),
+        Case(
+            "crlf-in-content-type",
+            "http_connect",
+            {
+                "connection": "api",
+                "url": "/ct",
+                "content_type": "text/plain\r\nX-Injected: yes",
+                "data": "x",
+            },
+            on_purpose=-1,
+        ),
+        Case(
+            "crlf-in-url-pv",
+            "http_connect",
+            {"connection": "api", "url": "/u/$var(v)"},
+            pv=crlf,
+            xfail=URL_CRLF,
+        ),
+        Case(
+            "crlf-in-query-url-pv",
+            "http_client_query",
+            {"url": f"{s}/echo/$var(v)"},
+            pv=crlf,
+            xfail=URL_CRLF,
+        ),
+        Case(
+            "uri-transformation-class",
+            "http_connect",
+            {"connection": "api", "url": "/user/$(ru{uri.user})"},
+            pv={"$ru": "sip:alice@example.com"},
+            on_purpose=-1,
+        ),
+    ]
+
+
 GROUPS: list[Group] = [
     group_tls,
+    group_tls_options,
     group_default,
     group_more,
     group_redirect,
@@ -832,6 +963,7 @@ GROUPS: list[Group] = [
     group_netinterface,
     group_bad_netinterface,
     group_curlerror,
+    group_on_purpose,
 ]
 
 _PLACEHOLDER = Env("http://x", 1, 2, 3)
