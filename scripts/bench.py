@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from dispatcher import localrun  # noqa: E402
 from dispatcher.client import Client, Subscriber  # noqa: E402
 from dispatcher.loadreport import percentile  # noqa: E402
-from tests.fidelity.harness import MODULES, kamailio_available  # noqa: E402
+from tests.fidelity.kamailio import MODULES, kamailio_available  # noqa: E402
 
 IN_FLIGHT = 64
 

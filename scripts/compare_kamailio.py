@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from dispatcher import loadtest, localrun  # noqa: E402
 from dispatcher.loadreport import percentile  # noqa: E402
-from tests.fidelity.harness import MODULES, kamailio_available  # noqa: E402
+from tests.fidelity.kamailio import MODULES, kamailio_available  # noqa: E402
 
 
 def backend_stats(url: str) -> dict:
