@@ -88,6 +88,9 @@ class Case:
     # A documented difference where copying Kamailio would be wrong: sipcurl must give this rc
     # and send nothing; Kamailio's outcome is only reported.
     on_purpose: int | None = None
+    # Where Kamailio opens more TCP connections on purpose-not-copied grounds (a leaked
+    # handle): the number sipcurl must open instead.
+    our_accepts: int | None = None
 
     def kamailio_lines(self) -> list[str]:
         """The branch body: set the pvs, make the call, keep `$rc` and the redirect."""
