@@ -54,14 +54,17 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     mutual_ctx = tls.server_context(require_client_cert=True)
     mutual_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     mutual = HttpTestServer(tls=mutual_ctx)
-    base = [srv.url("").rstrip("/") for srv in (good, wrong, untrusted, mutual)]
+
     env = Env(
         server.url("").rstrip("/"),
         server.port,
         _refused_port(),
         proxy.port,
         str(tls.ca_file),
-        *base,
+        tls_good=good.url("").rstrip("/"),
+        tls_wrong_host=wrong.url("").rstrip("/"),
+        tls_untrusted=untrusted.url("").rstrip("/"),
+        tls_client_required=mutual.url("").rstrip("/"),
         client_cert=str(tls.client_cert),
         client_key=str(tls.client_key),
     )

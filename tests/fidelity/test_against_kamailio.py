@@ -1,7 +1,7 @@
 """Every case through the real Kamailio 5.6 and through sipcurl, against the same servers.
 
 Asserted equal: `rc`, `result`, `$curlerror` (libcurl 7's and 8's wordings normalised),
-the connection's last redirect, the connok/connfail deltas, `$httprhdr`, and what the
+the connection's last redirect, the connok/connfail deltas, and what the
 HTTP server received (method, path, headers, body), how many TCP connections it accepted
 and what the proxy forwarded. Modparams are global in Kamailio, so cases are grouped by
 settings: one Kamailio start per group.
@@ -790,57 +790,6 @@ def group_bad_netinterface(e: Env) -> tuple[list[tuple[str, Any]], list[Case]]:
     s = e.s
     return [("netinterface", "no-such-if0"), ("httpcon", f"api=>{s}/echo")], [
         Case("netinterface-unknown", "http_connect", {"connection": "api", "url": "/n"}),
-    ]
-
-
-def group_response_headers(e: Env) -> tuple[list[tuple[str, Any]], list[Case]]:
-    s, p = e.s, e.port
-    params: list[tuple[str, Any]] = [
-        ("useragent", "fidelity/1.0"),
-        ("response_headers", 1),
-        ("httpcon", f"h=>{s}/headers"),
-        ("httpcon", f"st=>{s}/status"),
-        ("httpcon", f"digest=>http://alice:s3cret@127.0.0.1:{p}/auth/digest/alice/s3cret"),
-    ]
-    names = ("X-Custom", "x-two", "Content-Type", "X-Missing", "Content-Length")
-    return params, [
-        Case(
-            "httprhdr-custom",
-            "http_connect",
-            {"connection": "h", "url": "?set=X-Custom:abc&set=X-Two:1&set=X-Two:2"},
-            response_headers=names,
-        ),
-        Case(
-            "httprhdr-empty-value",
-            "http_connect",
-            {"connection": "h", "url": "?set=X-Custom:"},
-            response_headers=names,
-        ),
-        Case(
-            "httprhdr-on-500",
-            "http_connect",
-            {"connection": "st", "url": "500"},
-            response_headers=names,
-        ),
-        Case(
-            "httprhdr-digest-challenge-kept",
-            "http_connect",
-            {"connection": "digest", "url": ""},
-            compare_request=False,
-            response_headers=("WWW-Authenticate", "Content-Type"),
-        ),
-        Case(
-            "httprhdr-query",
-            "http_client_query",
-            {"url": f"{s}/headers?set=X-Custom:q"},
-            response_headers=names,
-        ),
-        Case(
-            "httprhdr-refused-clears",
-            "http_client_query",
-            {"url": f"http://127.0.0.1:{e.dead}/"},
-            response_headers=names,
-        ),
     ]
 
 
