@@ -67,6 +67,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         tls_client_required=mutual.url("").rstrip("/"),
         client_cert=str(tls.client_cert),
         client_key=str(tls.client_key),
+        files_dir=str(tmp_path_factory.mktemp("fidelity-files")),
     )
     try:
         yield env, server, proxy

@@ -928,6 +928,102 @@ def group_on_purpose(e: Env) -> tuple[list[tuple[str, Any]], list[Case]]:
     ]
 
 
+def group_config_file(e: Env) -> tuple[list[tuple[str, Any]], list[Case]]:
+    """Connections from a config_file beside httpcon ones: keys, booleans, defaults taken
+    from the final modparams (an httpcon takes those above it), credentials in the url."""
+    s, p = e.s, e.port
+    conns = e.file(
+        "connections.ini",
+        f"""# connections for the fidelity suite
+[fapi]
+url = {s}/echo
+useragent = file-ua
+
+[fcap]
+url = {s}/body
+maxdatasize = 5
+
+[fdefcap]
+url = {s}/body
+
+[fred]
+url = {s}/redirect
+httpredirect = yes
+
+[fnored]
+url = {s}/redirect
+httpredirect = off
+
+[fauth]
+url = http://127.0.0.1:{p}/auth/basic/alice/s3cret
+username = alice
+password = s3cret
+authmethod = 1
+
+[furlcreds]
+url = http://alice:s3cret@127.0.0.1:{p}/auth/basic/alice/s3cret
+
+[fsemi]
+url = {s}/echo;timeout=1
+
+[ffo]
+url = {s}/status/503
+failover = hapi
+
+[fkeep]
+url = {s}/echo/keep
+keepconnections = 1
+
+[fquoted]
+url = "{s}/echo/quoted path"
+useragent = "ua # not a comment"  # a comment
+""",
+    )
+    params: list[tuple[str, Any]] = [
+        ("useragent", "fidelity/1.0"),
+        ("maxdatasize", 10),
+        ("httpcon", f"hcap=>{s}/body"),
+        ("httpcon", f"hapi=>{s}/echo"),
+        ("maxdatasize", 20),
+        ("config_file", conns),
+    ]
+    C = Case
+    return params, [
+        C("file-conn-get", "http_connect", {"connection": "fapi", "url": "/g"}),
+        C(
+            "file-conn-post",
+            "http_connect",
+            {"connection": "fapi", "url": "/p", "content_type": "a/b", "data": "d"},
+        ),
+        C("file-conn-maxdatasize", "http_connect", {"connection": "fcap", "url": "?size=50"}),
+        C(
+            "file-conn-takes-final-maxdatasize",
+            "http_connect",
+            {"connection": "fdefcap", "url": "?size=50"},
+        ),
+        C(
+            "httpcon-takes-maxdatasize-above",
+            "http_connect",
+            {"connection": "hcap", "url": "?size=50"},
+        ),
+        C("file-conn-httpredirect-yes", "http_connect", {"connection": "fred", "url": "2"}),
+        C("file-conn-httpredirect-off", "http_connect", {"connection": "fnored", "url": "2"}),
+        C("file-conn-username-password", "http_connect", {"connection": "fauth", "url": ""}),
+        C(
+            "file-conn-credentials-in-url",
+            "http_connect",
+            {"connection": "furlcreds", "url": ""},
+            known_difference="redirect-userinfo",
+        ),
+        C("file-conn-semicolon-in-url", "http_connect", {"connection": "fsemi", "url": "x"}),
+        C("file-conn-failover-to-httpcon", "http_connect", {"connection": "ffo", "url": "/f"}),
+        C("file-conn-keep-1", "http_connect", {"connection": "fkeep", "url": "/1"}),
+        C("file-conn-keep-2", "http_connect", {"connection": "fkeep", "url": "/2"}),
+        C("file-conn-quoted-values", "http_connect", {"connection": "fquoted", "url": ""}),
+        C("file-conn-redirect-state", "http_get_redirect", {"connection": "fred"}),
+    ]
+
+
 GROUPS: list[Group] = [
     group_tls,
     group_tls_options,
@@ -946,6 +1042,7 @@ GROUPS: list[Group] = [
     group_bad_netinterface,
     group_curlerror,
     group_on_purpose,
+    group_config_file,
 ]
 
 _PLACEHOLDER = Env("http://x", 1, 2, 3)

@@ -8,6 +8,7 @@ Kamailio shows it.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -214,3 +215,74 @@ def test_listcon_without_connections_is_the_same_fault(tmp_path: Path) -> None:
     assert ours == {"fault": {"code": 500, "message": "No Connection Definitions"}}
     assert "500" in theirs.stdout + theirs.stderr
     assert "No Connection Definitions" in theirs.stdout + theirs.stderr
+
+
+CONNECTION_FILES = {
+    "order-and-keys": "[f1]\nurl = http://h/1\n[f2]\nurl = http://h/2\ntimeout = 7\n"
+    "[f3]\nurl = https://h/3\nfailover = f1\n",
+    "bool-forms-and-comments": "# leading comment\n[f1]\nurl = http://h/1  # trailing\n"
+    "httpredirect = enabled\nverify_peer = OFF\nkeepconnections = 1\n",
+    "quoted": '[f1]\nurl = "http://h/a b"\nuseragent = "x # y"\n',
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONNECTION_FILES))
+def test_connections_file_listed_as_kamailio_does(name: str, tmp_path: Path) -> None:
+    """config_file connections come after the httpcon ones in Kamailio's list, in file order."""
+    conns = tmp_path / "connections.ini"
+    conns.write_text(CONNECTION_FILES[name])
+    kamailio = Kamailio([("httpcon", "h1=>http://h/h1"), ("config_file", str(conns))], [])
+    try:
+        done = kamailio.rpc("httpclient.listcon")
+        theirs = _kamcmd_listcon(done.stdout)
+        ours = _sipcurl_listcon(kamailio.cfg)
+    finally:
+        kamailio.stop()
+    fields = ("NAME", "SCHEMA", "URI", "USERNAME", "PASSWORD", "FAILOVER", "TIMEOUT")
+    assert [{f: str(c[f]) for f in fields} for c in ours] == [
+        {f: c[f] for f in fields} for c in theirs
+    ]
+
+
+BAD_CONNECTION_FILES = {
+    # Kamailio 5.6.3 logs an error and starts with a partial, order-dependent set:
+    "duplicate-of-an-httpcon": (
+        "[f1]\nurl = http://h/1\n[h1]\nurl = http://h/dup\n[f3]\nurl = http://h/3\n",
+        (3,),
+    ),
+    "duplicate-in-the-file": (
+        "[f1]\nurl = http://h/1\n[f2]\nurl = http://h/2\n[f1]\nurl = http://h/1b\n",
+        (5,),
+    ),
+    # ... and keeps a connection with an empty scheme and URL and timeout 0:
+    "url-without-scheme": (
+        "[f1]\nurl = http://h/1\n[f2]\nurl = nourl\n[f3]\nurl = http://h/3\n",
+        (3, 4),  # the section's line or the option's
+    ),
+    # ... and dies at start-up without a word:
+    "section-without-url": ("[f1]\nurl = http://h/1\n[f2]\ntimeout = 3\n", (3,)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CONNECTION_FILES))
+def test_bad_connections_file_stops_sipcurl_where_kamailio_limps_on(
+    name: str, tmp_path: Path
+) -> None:
+    """A difference on purpose (DIFFERENCES.md): a half-loaded connection list is a silent
+    outage; sipcurl refuses to start, naming the file and line."""
+    text, lines = BAD_CONNECTION_FILES[name]
+    conns = tmp_path / "connections.ini"
+    conns.write_text(text)
+    cfg = tmp_path / "kamailio.cfg"
+    write_cfg(
+        cfg,
+        5060,
+        tmp_path / "ctl.sock",
+        [("httpcon", "h1=>http://h/h1"), ("config_file", str(conns))],
+        [],
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_settings(None, kamailio_cfg=str(cfg))
+    assert str(conns) in str(refused.value)
+    named = re.findall(re.escape(str(conns)) + r":(\d+)", str(refused.value))
+    assert named and int(named[0]) in lines, str(refused.value)
