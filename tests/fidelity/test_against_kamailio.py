@@ -1024,9 +1024,52 @@ useragent = "ua # not a comment"  # a comment
     ]
 
 
+def group_tls_global(e: Env) -> tuple[list[tuple[str, Any]], list[Case]]:
+    """TLS modparams as defaults: verification off, a client certificate, for queries and
+    httpcons alike, and an httpcon parameter turning verification back on."""
+    params: list[tuple[str, Any]] = [
+        ("useragent", "fidelity/1.0"),
+        ("verify_peer", 0),
+        ("verify_host", 0),
+        ("client_cert", e.client_cert),
+        ("client_key", e.client_key),
+        ("tlsversion", 6),
+        ("httpcon", f"lax=>{e.tls_untrusted}/echo"),
+        ("httpcon", f"strict=>{e.tls_untrusted}/echo;verify_peer=1;verify_host=2"),
+        ("httpcon", f"mutual=>{e.tls_client_required}/echo"),
+    ]
+    C = Case
+    return params, [
+        C("tls-global-verify-off-connection", "http_connect", {"connection": "lax", "url": "/l"}),
+        C("tls-global-verify-off-query", "http_client_query", {"url": f"{e.tls_untrusted}/echo/q"}),
+        C(
+            "tls-httpcon-verify-back-on",
+            "http_connect",
+            {"connection": "strict", "url": ""},
+            compare_request=False,
+        ),
+        C(
+            "tls-global-client-cert-connection",
+            "http_connect",
+            {"connection": "mutual", "url": "/m"},
+        ),
+        C(
+            "tls-global-client-cert-query",
+            "http_client_query",
+            {"url": f"{e.tls_client_required}/echo/mq"},
+        ),
+        C(
+            "tls-global-wrong-name-query",
+            "http_client_get",
+            {"url": f"{e.tls_wrong_host}/echo/w", "body": "", "hdrs": ""},
+        ),
+    ]
+
+
 GROUPS: list[Group] = [
     group_tls,
     group_tls_options,
+    group_tls_global,
     group_default,
     group_more,
     group_redirect,
