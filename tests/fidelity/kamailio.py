@@ -34,13 +34,15 @@ PV_BUFFER_SIZE = 131072
 START_TIMEOUT_S = 15.0
 
 
+def binary(name: str) -> str:
+    """kamailio and kamcmd live in /usr/sbin, which a non-root PATH may lack."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin") or name
+
+
 def kamailio_available() -> str | None:
     """None when Kamailio with http_client is here (installing it if we can), else why not."""
-    if (
-        shutil.which("kamailio")
-        and shutil.which("kamcmd")
-        and Path(MODULES, "http_client.so").exists()
-    ):
+    installed = all(os.path.isabs(binary(b)) for b in ("kamailio", "kamcmd"))
+    if installed and Path(MODULES, "http_client.so").exists():
         return None
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         return "kamailio is not installed and cannot be installed here (needs root and apt-get)"
@@ -179,7 +181,7 @@ def config_accepted(modparams: list[tuple[str, Any]]) -> tuple[bool, str]:
         cfg = Path(tmp, "kamailio.cfg")
         write_cfg(cfg, 5060, Path(tmp, "ctl.sock"), modparams, [])
         done = subprocess.run(
-            ["kamailio", "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=30
+            [binary("kamailio"), "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=30
         )
         return done.returncode == 0, (done.stdout + done.stderr)[-2000:]
 
@@ -200,7 +202,7 @@ class Kamailio:
         self.log_path = self.dir / "kamailio.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            ["kamailio", "-f", str(self.cfg), "-DD", "-E", "-w", str(self.dir), "-Y", str(self.dir)],
+            [binary("kamailio"), "-f", str(self.cfg), "-DD", "-E", "-w", str(self.dir), "-Y", str(self.dir)],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -233,7 +235,7 @@ class Kamailio:
 
     def rpc(self, *command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["kamcmd", "-s", f"unix:{self.ctl}", *command],
+            [binary("kamcmd"), "-s", f"unix:{self.ctl}", *command],
             capture_output=True,
             text=True,
             timeout=10,
