@@ -533,6 +533,9 @@ def group_more(e: Env) -> tuple[list[tuple[str, Any]], list[Case]]:
         ("httpcon", f"tabs=>\t{s}/echo"),
         ("httpcon", f"badint=>{s}/echo;timeout=abc;maxdatasize=x1"),
         ("httpcon", f"at=>{s}/echo;useragent=a@127.0.0.1:{e.port}/echo/at"),
+        ("httpcon", f"spaces=>{s}/echo/a b "),
+        ("httpcon", f"bare=>http://127.0.0.1:{e.port}"),
+        ("httpcon", f"upper=>HTTP://127.0.0.1:{e.port}/echo"),
     ]
     C = Case
     api = {"connection": "api"}
@@ -546,6 +549,36 @@ def group_more(e: Env) -> tuple[list[tuple[str, Any]], list[Case]]:
         C("query-status-204", "http_client_query", {"url": f"{s}/status/204"}),
         C("query-status-102", "http_client_query", {"url": f"{s}/status/102"}),
         C("get-status-404", "http_client_get", {"url": f"{s}/status/404", "body": "", "hdrs": ""}),
+        C("url-with-space", "http_client_query", {"url": f"{s}/echo/a b?c d"}),
+        C(
+            "url-with-utf8",
+            "http_client_query",
+            {"url": f"{s}/echo/é€?q=ü"},
+            known_difference="escape-case",
+        ),
+        C("url-with-fragment", "http_client_query", {"url": f"{s}/echo/f?x=1#frag"}),
+        C("url-with-dot-segments", "http_client_query", {"url": f"{s}/echo/a/../b/./c"}),
+        C("url-with-backslash", "http_client_query", {"url": f"{s}/echo/a\\b"}),
+        C("url-with-tab", "http_client_query", {"url": f"{s}/echo/a\tb"}),
+        C(
+            "url-pv-with-space",
+            "http_connect",
+            {"connection": "api", "url": "/$var(p)"},
+            pv={"$var(p)": "x y"},
+        ),
+        C("httpcon-url-with-spaces", "http_connect", {"connection": "spaces", "url": ""}),
+        C("httpcon-url-with-spaces-suffix", "http_connect", {"connection": "spaces", "url": "z"}),
+        C("httpcon-bare-host", "http_connect", {"connection": "bare", "url": "echo/bare"}),
+        C("httpcon-bare-host-empty", "http_connect", {"connection": "bare", "url": ""}),
+        C("httpcon-upper-scheme", "http_connect", {"connection": "upper", "url": "/u"}),
+        C("query-upper-scheme", "http_client_query", {"url": f"HTTP://127.0.0.1:{e.port}/echo/uq"}),
+        C("query-no-scheme", "http_client_query", {"url": f"127.0.0.1:{e.port}/echo/ns"}),
+        C(
+            "query-empty-url-pv",
+            "http_client_query",
+            {"url": "$var(empty)"},
+            pv={"$var(empty)": ""},
+        ),
         C("unknown-connection", "http_connect", {"connection": "nosuch", "url": "/x"}),
         C(
             "unknown-connection-post",
