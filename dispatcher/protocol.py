@@ -132,6 +132,16 @@ OP_FIELDS: dict[str, tuple[dict[str, tuple[type, ...]], frozenset[str]]] = {
     "t_cancel": ({"txn": _STR}, frozenset({"txn"})),
 }
 ASYNC_MODES = ("event", "suspend")
+# The keys of a completion's `http_time` (Kamailio's $http_time names), in milliseconds.
+HTTP_TIME_FIELDS = (
+    "total",
+    "lookup",
+    "connect",
+    "appconnect",
+    "pretransfer",
+    "starttransfer",
+    "redirect",
+)
 
 _packer = msgpack.Packer(use_bin_type=True)
 _JOB_HEAD = struct.Struct("<QdH")  # ticket, queued_ms, length of txn

@@ -68,18 +68,7 @@ def failed_completion(job: Job, slot: WorkerSlot | None, reason: str) -> dict[st
         "http_hdrs": [],
         "http_rb": b"",
         "http_bs": 0,
-        "http_time": dict.fromkeys(
-            (
-                "total",
-                "lookup",
-                "connect",
-                "appconnect",
-                "pretransfer",
-                "starttransfer",
-                "redirect",
-            ),
-            0.0,
-        ),
+        "http_time": dict.fromkeys(wire.HTTP_TIME_FIELDS, 0.0),
         "worker": {"rank": job.rank, "pid": slot.pid if slot else 0},
     }
 

@@ -28,6 +28,7 @@ import pycurl
 
 from dispatcher.config import Connection, Settings
 from dispatcher.errors import PvError, mask_credentials
+from dispatcher.protocol import HTTP_TIME_FIELDS
 from workers import options
 from workers.engine import Engine
 from workers.http_client import join_url
@@ -36,16 +37,23 @@ from workers.pv import expand
 log = logging.getLogger("sipcurl.async")
 
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
-TIMES = (
-    ("total", pycurl.TOTAL_TIME_T),
-    ("lookup", pycurl.NAMELOOKUP_TIME_T),
-    ("connect", pycurl.CONNECT_TIME_T),
-    ("appconnect", pycurl.APPCONNECT_TIME_T),
-    ("pretransfer", pycurl.PRETRANSFER_TIME_T),
-    ("starttransfer", pycurl.STARTTRANSFER_TIME_T),
-    ("redirect", pycurl.REDIRECT_TIME_T),
+# curl's timer for each $http_time name, in the order of HTTP_TIME_FIELDS.
+TIMES = tuple(
+    zip(
+        HTTP_TIME_FIELDS,
+        (
+            pycurl.TOTAL_TIME_T,
+            pycurl.NAMELOOKUP_TIME_T,
+            pycurl.CONNECT_TIME_T,
+            pycurl.APPCONNECT_TIME_T,
+            pycurl.PRETRANSFER_TIME_T,
+            pycurl.STARTTRANSFER_TIME_T,
+            pycurl.REDIRECT_TIME_T,
+        ),
+        strict=True,
+    )
 )
-ZERO_TIMES = {name: 0.0 for name, _ in TIMES}
+ZERO_TIMES = dict.fromkeys(HTTP_TIME_FIELDS, 0.0)
 MAX_FREE_HANDLES = 256
 
 
