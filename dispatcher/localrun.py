@@ -42,18 +42,24 @@ class Child:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pass
+        return stop_session(self.proc)
+
+
+def stop_session(proc: subprocess.Popen[bytes]) -> int | None:
+    """SIGTERM (a service drains its work), then SIGKILL to whatever is left of the child's
+    session, so no worker outlives it."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
             pass
-        self.proc.wait(timeout=5)
-        return self.proc.returncode
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=5)
+    return proc.returncode
 
 
 def workdir(prefix: str = "sipcurl-") -> Path:

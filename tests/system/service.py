@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from typing import Any
 
 import msgpack
 import zmq
+
+from dispatcher.localrun import stop_session
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -161,19 +162,9 @@ class Service:
 
     def stop(self) -> int | None:
         self.client.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=5)
+        code = stop_session(self.proc)
         self.log.close()
-        return self.proc.returncode
+        return code
 
 
 def all_replies(messages: Iterable[dict[str, Any]]) -> dict[Any, dict[str, Any]]:
