@@ -1,7 +1,11 @@
 """Which worker runs a job, and when: pure policy, no sockets, no clocks.
 
 A worker serves one synchronous call at a time, as a Kamailio child does. With
-`round_robin` each job is given to the next rank on arrival and waits in that rank's FIFO.
+`round_robin` each job is given to the next rank on arrival and waits in that rank's FIFO;
+the head of that FIFO is already sent to the worker while its previous call runs
+(`sync_depth` 2), so the worker never sits idle for a dispatcher round trip. That changes
+nothing a client can see: the job was that rank's next one either way, its `queued_ms`
+still counts until it starts, and it still counts as queued.
 With `least_busy` a synchronous job that is neither pinned nor keyed waits in one shared
 FIFO and goes to the first worker that is free, as SIP requests on a shared UDP socket go
 to whichever Kamailio child reads next. Async transfers go to a worker while it holds
@@ -24,7 +28,7 @@ class WorkerSlot:
     host: str = ""
     state: str = "starting"  # starting -> ready -> (lost | stopping)
     remote: bool = False  # joined with `sipcurl worker --connect`: not ours to respawn
-    sync_ticket: int | None = None
+    sync_sent: deque[int] = field(default_factory=deque)  # at the worker; the head is running
     sync_queue: deque[int] = field(default_factory=deque)
     async_txns: set[str] = field(default_factory=set)  # transfers running at the worker
     async_queue: deque[int] = field(default_factory=deque)
@@ -39,20 +43,27 @@ class WorkerSlot:
         return len(self.async_txns)
 
     @property
+    def sync_ticket(self) -> int | None:
+        """The synchronous job the worker is serving now."""
+        return self.sync_sent[0] if self.sync_sent else None
+
+    @property
     def queued(self) -> int:
-        return len(self.sync_queue) + len(self.async_queue)
+        waiting_at_worker = len(self.sync_sent) - 1 if self.sync_sent else 0
+        return len(self.sync_queue) + waiting_at_worker + len(self.async_queue)
 
     def sync_load(self) -> int:
-        return (self.sync_ticket is not None) + len(self.sync_queue)
+        return len(self.sync_sent) + len(self.sync_queue)
 
     def async_load(self) -> int:
         return self.async_inflight + len(self.async_queue)
 
 
 class Router:
-    def __init__(self, policy: str, async_max_transfers: int) -> None:
+    def __init__(self, policy: str, async_max_transfers: int, sync_depth: int = 2) -> None:
         self.policy = policy
         self.async_max_transfers = async_max_transfers
+        self.sync_depth = sync_depth  # synchronous jobs sent to a worker: its call and the next
         self.slots: dict[int, WorkerSlot] = {}
         self._next = 0
         self._sticky: OrderedDict[str, int] = OrderedDict()
@@ -108,13 +119,23 @@ class Router:
             return min(rotation, key=lambda r: load(self.slots[r]))
         return rotation[0]
 
+    def wants_sync(self, slot: WorkerSlot) -> bool:
+        """A worker is sent more synchronous jobs once it holds half its depth or fewer,
+        so they leave in batches rather than one message per reply."""
+        return len(slot.sync_sent) <= self.sync_depth // 2
+
     def next_sync(self, slot: WorkerSlot) -> int | None:
-        """The next synchronous ticket this worker may start, if it is free."""
-        if slot.state != "ready" or slot.sync_ticket is not None:
+        """The next synchronous ticket to send this worker: its own FIFO's head while fewer
+        than `sync_depth` are there, a shared job only when it is free (least_busy's first
+        free worker must stay exact)."""
+        if slot.state != "ready":
+            return None
+        at_worker = len(slot.sync_sent)
+        if at_worker >= self.sync_depth:
             return None
         if slot.sync_queue:
             return slot.sync_queue.popleft()
-        if self.shared_sync:
+        if at_worker == 0 and self.shared_sync:
             return self.shared_sync.popleft()
         return None
 
@@ -126,4 +147,18 @@ class Router:
         return slot.async_queue.popleft()
 
     def pending(self) -> int:
-        return len(self.shared_sync) + sum(slot.queued for slot in self.slots.values())
+        """Jobs that wait for a worker: not those a free worker starts in this loop turn
+        (the dispatcher sends work once per turn, so `max_pending` counts as if at once)."""
+        total, free_for_shared = 0, 0
+        for slot in self.slots.values():
+            total += slot.queued
+            if slot.state != "ready":
+                continue
+            if not slot.sync_sent:
+                if slot.sync_queue:
+                    total -= 1
+                else:
+                    free_for_shared += 1
+            room = max(0, self.async_max_transfers - slot.async_inflight)
+            total -= min(room, len(slot.async_queue))
+        return total + max(0, len(self.shared_sync) - free_for_shared)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -32,6 +33,12 @@ log = logging.getLogger("sipcurl.dispatcher")
 
 STARTUP_TIMEOUT_S = 15.0
 GATHER_TIMEOUT_S = 2.0
+# Synchronous jobs of a rank's own FIFO sent to the worker ahead of their turn (see routing):
+# the worker then never waits for a dispatcher round trip, and the dispatcher handles
+# several replies per wake-up.
+SYNC_DEPTH = int(os.environ.get("SIPCURL_SYNC_DEPTH", "16"))
+NOBLOCK = int(zmq.NOBLOCK)
+MORE = int(zmq.SNDMORE | zmq.NOBLOCK)
 COUNTER_NAMES = ("connok", "connfail", "requests", "replies", "errors", "timeouts")
 
 
@@ -79,10 +86,13 @@ class Dispatcher:
         conf = settings.dispatcher
         self.worker_endpoint = conf.worker_endpoint or self._private_ipc_endpoint()
         self.supervisor = Supervisor(worker_target, settings, self.worker_endpoint)
-        self.router = Router(conf.routing, conf.async_max_transfers)
+        self.guard = HostGuard(conf.host_guard)
+        # The guard counts workers waiting on a host, so it sends a job only when it starts.
+        self.router = Router(
+            conf.routing, conf.async_max_transfers, sync_depth=1 if self.guard.limit else SYNC_DEPTH
+        )
         self.ledger = Ledger(txn_prefix=str(os.getpid()))
         self.rpc = Rpc(self)
-        self.guard = HostGuard(conf.host_guard)
         self.counters: dict[int, list[int]] = {}  # rank -> live worker's counters
         self.retired = [0] * len(COUNTER_NAMES)  # counters of workers that died
         self.by_identity: dict[bytes, int] = {}
@@ -98,6 +108,7 @@ class Dispatcher:
         self._signals: list[int] = []
         self._outbox: dict[tuple[bytes, bool], list[bytes]] = defaultdict(list)
         self._events_out: dict[str, list[bytes]] = defaultdict(list)
+        self._to_pump: dict[int, WorkerSlot] = {}  # workers that may take more, this turn
         self._next_heartbeat = 0.0
         self._ctx: zmq.Context | None = None
 
@@ -347,7 +358,7 @@ class Dispatcher:
             slot.sync_queue.append(job.ticket)
         else:
             job.txn = self.ledger.new_txn()
-            job.mode = req.get("mode", "event")
+            job.mode = sys.intern(str(req.get("mode", "event")))
             job.route = req["route"]
             job.xdata = req.get("xdata")
             slot.async_queue.append(job.ticket)
@@ -373,33 +384,71 @@ class Dispatcher:
     # -- scheduling --
 
     def _pump(self, slot: WorkerSlot) -> None:
-        while (ticket := self.router.next_sync(slot)) is not None:
-            self._dispatch(slot, ticket)
-        while (ticket := self.router.next_async(slot)) is not None:
-            self._dispatch(slot, ticket)
+        """The worker may take more: it is sent them before this turn's replies leave, so a
+        client's batch or a worker's batch of replies makes one message per worker."""
+        self._to_pump[slot.rank] = slot
 
-    def _dispatch(self, slot: WorkerSlot, ticket: int) -> None:
+    def _pump_pending(self) -> None:
+        while self._to_pump:
+            pending, self._to_pump = self._to_pump, {}
+            for slot in pending.values():
+                self._pump_now(slot)
+
+    def _pump_now(self, slot: WorkerSlot) -> None:
+        if slot.identity is None or slot.state != "ready":
+            return
+        now = time.monotonic()
+        frames: list[bytes] = []
+        taken: list[tuple[Job, bool]] = []  # (job, came from the shared queue)
+        if self.router.wants_sync(slot):
+            while (ticket := self.router.next_sync(slot)) is not None:
+                self._take(slot, ticket, now, frames, taken)
+        while (ticket := self.router.next_async(slot)) is not None:
+            self._take(slot, ticket, now, frames, taken)
+        if frames and not self._to_worker(slot, frames):
+            self._untake(slot, taken)
+
+    def _take(
+        self,
+        slot: WorkerSlot,
+        ticket: int,
+        now: float,
+        frames: list[bytes],
+        taken: list[tuple[Job, bool]],
+    ) -> None:
         job = self.ledger.jobs.get(ticket)
         if job is None:
             return
-        now = time.monotonic()
         queued_ms = round((now - job.received) * 1000.0, 3)
         if job.sync and not self.guard.enter(job.host):
             self._refuse_guarded(job, queued_ms)
             return
-        if not self._to_worker(slot, [wire.job_frame(ticket, queued_ms, job.txn, job.raw)]):
-            if job.sync:
-                self.guard.leave(job.host)
-            queue = self.router.shared_sync if job.rank == 0 else slot.sync_queue
-            (queue if job.sync else slot.async_queue).appendleft(ticket)
-            return
+        frames.append(wire.job_frame(ticket, queued_ms, job.txn, job.raw))
+        taken.append((job, job.rank == 0))
         job.dispatched = now
         job.rank = slot.rank
         if job.sync:
-            slot.sync_ticket = ticket
-            slot.busy_since = now
+            if not slot.sync_sent:
+                slot.busy_since = now
+            slot.sync_sent.append(ticket)
         else:
             slot.async_txns.add(job.txn or "")
+
+    def _untake(self, slot: WorkerSlot, taken: list[tuple[Job, bool]]) -> None:
+        """The worker could not be sent its jobs: they go back where they waited, in order."""
+        for job, shared in reversed(taken):
+            job.dispatched = None
+            if job.sync:
+                self.guard.leave(job.host)
+                slot.sync_sent.pop()
+                if shared:
+                    job.rank = 0
+                (self.router.shared_sync if shared else slot.sync_queue).appendleft(job.ticket)
+            else:
+                slot.async_txns.discard(job.txn or "")
+                slot.async_queue.appendleft(job.ticket)
+        if not slot.sync_sent:
+            slot.busy_since = None
 
     def _refuse_guarded(self, job: Job, queued_ms: float) -> None:
         """Fail fast instead of letting one more worker wait on a host that is not answering."""
@@ -417,8 +466,12 @@ class Dispatcher:
     def _to_worker(self, slot: WorkerSlot, frames: list[bytes]) -> bool:
         if slot.identity is None:
             return False
+        send = self.backend.send
         try:
-            self.backend.send_multipart([slot.identity, *frames], zmq.NOBLOCK)
+            send(slot.identity, MORE)  # int flags: pyzmq's enum arithmetic costs per frame
+            for frame in frames[:-1]:
+                send(frame, MORE)
+            send(frames[-1], NOBLOCK)
             return True
         except zmq.ZMQError:
             return False
@@ -435,21 +488,28 @@ class Dispatcher:
             return  # a worker we already declared lost
         slot = self.router.slots[rank]
         slot.last_seen = time.monotonic()
-        if kind == wire.REPLY:
-            self._on_reply(slot, *wire.parse_reply(frames[1]))
-        elif kind == wire.COMPLETION:
-            txn, counters, completion = wire.parse_completion(frames[1])
-            self._note_counters(rank, counters)
-            self._async_done(slot, txn)
-            job = self.ledger.finish_transfer(txn)
-            if job is not None:
-                self._complete(job, completion)
-            self._pump(slot)
+        if kind == wire.REPLY or kind == wire.COMPLETION:
+            # A worker sends the replies and completions of one loop turn as one message.
+            for frame in frames[1:]:
+                if frame[:1] == wire.REPLY:
+                    self._on_reply(slot, *wire.parse_reply(frame))
+                else:
+                    self._on_completion(slot, *wire.parse_completion(frame))
         elif kind == wire.GATHER:
             self._on_gather_part(rank, wire.unpack(frames[2]), wire.unpack(frames[3]))
         elif kind == wire.HEARTBEAT:
             status = wire.unpack(frames[2])
             slot.status.update(status)
+
+    def _on_completion(
+        self, slot: WorkerSlot, txn: str, counters: list[int], completion: bytes
+    ) -> None:
+        self._note_counters(slot.rank, counters)
+        self._async_done(slot, txn)
+        job = self.ledger.finish_transfer(txn)
+        if job is not None:
+            self._complete(job, completion)
+        self._pump(slot)
 
     def _on_ready(self, identity: bytes, hello: dict[str, Any]) -> None:
         rank = int(hello.get("rank", 0))
@@ -479,16 +539,18 @@ class Dispatcher:
     ) -> None:
         self._note_counters(slot.rank, counters)
         job = self.ledger.answer(ticket)
+        if ticket in slot.sync_sent:
+            if slot.sync_sent[0] == ticket:  # the worker goes straight on to the next one
+                now = time.monotonic()
+                if slot.busy_since is not None:
+                    slot.busy_total_s += now - slot.busy_since
+                slot.busy_since = now if len(slot.sync_sent) > 1 else None
+            slot.sync_sent.remove(ticket)
         if job is None:
             return
         slot.jobs_served += 1
         if job.sync:
             self.guard.leave(job.host)
-            if slot.sync_ticket == ticket:
-                slot.sync_ticket = None
-                if slot.busy_since is not None:
-                    slot.busy_total_s += time.monotonic() - slot.busy_since
-                    slot.busy_since = None
         elif started and job.txn is not None:
             deadline = None
             if job.mode == "suspend":
@@ -533,8 +595,15 @@ class Dispatcher:
             self.supervisor.spawn_worker(rank)
 
     def _lose_worker(self, slot: WorkerSlot) -> None:
-        """Every job the worker held gets its one answer now."""
+        """Every job the worker held gets its one answer now; a synchronous job it had not
+        started yet goes back to the head of its rank's queue, for the replacement."""
         rank = slot.rank
+        not_started = list(slot.sync_sent)[1:]
+        for ticket in not_started:
+            job = self.ledger.jobs.get(ticket)
+            if job is not None:
+                job.dispatched = None
+        slot.sync_queue.extendleft(reversed(not_started))
         answering, running = self.ledger.held_by(rank)
         for job in answering:
             self.ledger.answer(job.ticket)
@@ -557,7 +626,7 @@ class Dispatcher:
             self.by_identity.pop(slot.identity, None)
         slot.identity = None
         slot.state = "starting"
-        slot.sync_ticket = None
+        slot.sync_sent.clear()
         slot.busy_since = None
         slot.async_txns.clear()
         slot.status = {}
@@ -633,12 +702,15 @@ class Dispatcher:
 
     def _flush(self) -> None:
         """Replies to one client that became ready in one loop turn leave as one frame."""
+        self._pump_pending()
         outbox, self._outbox = self._outbox, defaultdict(list)
         for (client, delimiter), replies in outbox.items():
             payload = wire.join_array(replies)
-            frames = [client, b"", payload] if delimiter else [client, payload]
             try:
-                self.frontend.send_multipart(frames, zmq.NOBLOCK)
+                self.frontend.send(client, MORE)
+                if delimiter:
+                    self.frontend.send(b"", MORE)
+                self.frontend.send(payload, NOBLOCK)
             except zmq.ZMQError:
                 pass  # the client is gone (ROUTER_MANDATORY): nobody left to answer
         # Completions of one route that became ready in one loop turn leave as one array.

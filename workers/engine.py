@@ -7,14 +7,18 @@ one-off multi for each transfer of pool None, closed with it, like an easy handl
 cleans up after the call (its connections close, but within the transfer an auth retry or
 a redirect may still reuse them). A multi is driven by
 `perform()` + `fdset()`: measured here at about 25 µs a request against 40–55 µs for
-`socket_action` with Python callbacks.
+`socket_action` with Python callbacks. A pool is driven only when one of its fds fired,
+its timer fell due or a transfer joined it: a worker woken by its ZeroMQ socket (a job
+arriving) does not make curl look at every connection again, and a pool's fds are asked
+for again only after curl ran.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 import pycurl
 import zmq
@@ -24,8 +28,11 @@ OnDone = Callable[[pycurl.Curl, int, str], None]
 log = logging.getLogger("sipcurl.engine")
 
 
+NO_TIMER_S = 0.1  # transfers in flight but curl set no timer: look again this soon
+
+
 class _Pool:
-    __slots__ = ("name", "multi", "handles", "ephemeral")
+    __slots__ = ("name", "multi", "handles", "ephemeral", "fds", "due", "stale")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -35,6 +42,9 @@ class _Pool:
         self.multi.setopt(pycurl.M_PIPELINING, pycurl.PIPE_NOTHING)
         self.handles: dict[pycurl.Curl, OnDone] = {}
         self.ephemeral = name.startswith("\0")
+        self.fds: dict[int, int] = {}  # fd -> zmq poll flags, as of curl's last run
+        self.due = math.inf  # monotonic time curl wants to run at the latest
+        self.stale = True  # curl ran (or a transfer joined) since fds was read
 
 
 class Engine:
@@ -65,6 +75,8 @@ class Engine:
             raise
         p.handles[handle] = on_done
         self._pool_of[handle] = p
+        p.due = 0.0
+        p.stale = True
 
     def remove(self, handle: pycurl.Curl) -> None:
         p = self._pool_of.pop(handle, None)
@@ -84,16 +96,10 @@ class Engine:
 
     def timeout_ms(self) -> int:
         """When step() must run at the latest; -1 when nothing is in flight."""
-        best = -1
-        for p in self._pools.values():
-            if not p.handles:
-                continue
-            t = p.multi.timeout()
-            if t >= 0 and (best < 0 or t < best):
-                best = t
-        if best < 0 and self._pool_of:
-            best = 100  # curl has no timer but transfers exist: look again soon
-        return best
+        due = min((p.due for p in self._pools.values() if p.handles), default=math.inf)
+        if due == math.inf:
+            return -1
+        return max(0, math.ceil((due - time.monotonic()) * 1000.0))
 
     def sync_poller(self, poller: zmq.Poller) -> None:
         """Register exactly the fds curl wants now; only differences touch the poller."""
@@ -104,11 +110,14 @@ class Engine:
         for p in self._pools.values():
             if not p.handles:
                 continue
-            reads, writes, _ = p.multi.fdset()
-            for fd in reads:
-                wanted[fd] = wanted.get(fd, 0) | zmq.POLLIN
-            for fd in writes:
-                wanted[fd] = wanted.get(fd, 0) | zmq.POLLOUT
+            if p.stale:
+                p.stale = False
+                reads, writes, _ = p.multi.fdset()
+                p.fds = dict.fromkeys(reads, zmq.POLLIN)
+                for fd in writes:
+                    p.fds[fd] = p.fds.get(fd, 0) | zmq.POLLOUT
+            for fd, flags in p.fds.items():
+                wanted[fd] = wanted.get(fd, 0) | flags
         if wanted == self._registered:
             return
         for fd in self._registered.keys() - wanted.keys():
@@ -121,9 +130,12 @@ class Engine:
                 poller.register(fd, flags)
         self._registered = wanted
 
-    def step(self) -> None:
+    def step(self, ready: Container[int] | None = None) -> None:
+        """Run curl for each pool whose fds are in `ready`, whose timer is due or that got a
+        transfer; `ready` None runs every pool."""
+        now = time.monotonic()
         for p in list(self._pools.values()):
-            if p.handles:
+            if p.handles and (ready is None or p.due <= now or any(fd in ready for fd in p.fds)):
                 self._perform(p)
 
     def _perform(self, p: _Pool) -> None:
@@ -132,6 +144,9 @@ class Engine:
             ret, _running = multi.perform()
             if ret != pycurl.E_CALL_MULTI_PERFORM:
                 break
+        p.stale = True
+        wait_ms = multi.timeout()
+        p.due = time.monotonic() + (wait_ms / 1000.0 if wait_ms >= 0 else NO_TIMER_S)
         finished: list[tuple[pycurl.Curl, int, str]] = []
         while True:
             queued, ok_list, err_list = multi.info_read()

@@ -2,8 +2,9 @@
 
 Synchronous operations are generators (see `workers.http_client`): each transfer they yield
 joins the worker's CurlMulti engine, so async transfers keep moving while a synchronous call
-waits for its server. The dispatcher sends a worker one synchronous job at a time, which is
-what makes it behave as a Kamailio child does.
+waits for its server. A worker starts one synchronous job at a time, which is what makes it
+behave as a Kamailio child does; the dispatcher sends it the next one early, and that one
+waits in `sync_backlog` (its wait still counted in `queued_ms`).
 
 Every job ends in exactly one `_reply` (inside try/finally where code can fail).
 """
@@ -14,6 +15,7 @@ import logging
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import Generator
 from dataclasses import replace
 from typing import Any
@@ -29,6 +31,8 @@ from workers.http_async_client import AsyncHttpClient
 from workers.http_client import HttpClient, Transfer
 
 log = logging.getLogger("sipcurl.worker")
+NOBLOCK = int(zmq.NOBLOCK)  # ints: pyzmq's flag enums cost per call
+MORE = int(zmq.SNDMORE | zmq.NOBLOCK)
 
 
 class Worker:
@@ -64,7 +68,10 @@ class Worker:
         if wakeup_fd is not None:
             self.poller.register(wakeup_fd, zmq.POLLIN)
         self.jobs_served = 0
+        self._outbox: list[bytes] = []  # reply and completion frames of this loop turn
         self.sync_in_progress = 0
+        # (ticket, queued_ms, request, arrived): synchronous jobs sent ahead of their turn
+        self.sync_backlog: deque[tuple[int, float, dict[str, Any], float]] = deque()
         self.quitting = False
         self.heartbeat_s = settings.dispatcher.heartbeat_ms / 1000.0
         self.dispatcher_seen = time.monotonic()
@@ -96,7 +103,12 @@ class Worker:
             self.run_once(self._timeout_ms())
 
     def done(self) -> bool:
-        if self.quitting and self.sync_in_progress == 0 and self.engine.active() == 0:
+        if (
+            self.quitting
+            and self.sync_in_progress == 0
+            and not self.sync_backlog
+            and self.engine.active() == 0
+        ):
             return True
         liveness = self.settings.dispatcher.heartbeat_liveness * self.heartbeat_s
         if time.monotonic() - self.dispatcher_seen > max(liveness, 1.0) * 2:
@@ -120,7 +132,13 @@ class Worker:
                 self._drain()
             elif sock == self.wakeup_fd:
                 self._on_wakeup()
-        self.engine.step()
+        self._start_backlog()
+        self.engine.step(dict(events))
+        while self.sync_backlog and not self.sync_in_progress:
+            # The next call's request leaves in this turn, not after another poll.
+            self._start_backlog()
+            self.engine.step(())
+        self.flush()
         now = time.monotonic()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.heartbeat_s
@@ -145,8 +163,9 @@ class Worker:
 
     def _on_message(self, frames: list[bytes]) -> None:
         kind = frames[0][:1]
-        if kind == wire.JOB:
-            self._on_job(*wire.parse_job(frames[0]))
+        if kind == wire.JOB:  # the dispatcher sends what a worker may take now as one message
+            for frame in frames:
+                self._on_job(*wire.parse_job(frame))
         elif kind == wire.CANCEL:
             self.async_http.cancel(frames[1].decode())
         elif kind == wire.GATHER:
@@ -171,6 +190,23 @@ class Worker:
                     ticket, req, out, queued_ms, started, transfer_started=out.get("rc") == 1
                 )
                 return
+        except Exception as exc:  # a bug must still answer the job
+            log.exception("worker %d: job failed", self.rank)
+            self._reply(ticket, req, internal_error(exc), queued_ms, started)
+            return
+        if self.sync_in_progress or self.sync_backlog:
+            self.sync_backlog.append((ticket, queued_ms, req, started))
+            return
+        self._start_sync(ticket, queued_ms, req, started)
+
+    def _start_backlog(self) -> None:
+        while self.sync_backlog and not self.sync_in_progress:
+            ticket, queued_ms, req, arrived = self.sync_backlog.popleft()
+            now = time.monotonic()
+            self._start_sync(ticket, round(queued_ms + (now - arrived) * 1000.0, 3), req, now)
+
+    def _start_sync(self, ticket: int, queued_ms: float, req: dict, started: float) -> None:
+        try:
             result = self.http.run(req)
         except Exception as exc:  # a bug must still answer the job
             log.exception("worker %d: job failed", self.rank)
@@ -227,10 +263,14 @@ class Worker:
             "worker": self.info,
             "timing": {"queued_ms": queued_ms, "service_ms": service_ms},
         }
-        self._send(wire.reply_frame(ticket, transfer_started, self.counters(), wire.pack(reply)))
+        self._outbox.append(
+            wire.reply_frame(ticket, transfer_started, self.counters(), wire.pack(reply))
+        )
 
     def _on_completion(self, completion: dict) -> None:
-        self._send(wire.completion_frame(completion["txn"], self.counters(), wire.pack(completion)))
+        self._outbox.append(
+            wire.completion_frame(completion["txn"], self.counters(), wire.pack(completion))
+        )
 
     # -- state --
 
@@ -260,12 +300,20 @@ class Worker:
         self.http = HttpClient(self.settings, self.state)
         self.async_http.settings = self.settings
 
+    def flush(self) -> None:
+        """Replies and completions of one loop turn leave as one message, in order."""
+        if self._outbox:
+            frames, self._outbox = self._outbox, []
+            self._send(*frames)
+
     def _send(self, *frames: bytes) -> None:
+        if self._outbox:
+            self.flush()  # nothing overtakes what is already waiting
+        send = self.sock.send
         try:
-            if len(frames) == 1:
-                self.sock.send(frames[0], zmq.NOBLOCK)
-            else:
-                self.sock.send_multipart(list(frames), zmq.NOBLOCK)
+            for frame in frames[:-1]:
+                send(frame, MORE)
+            send(frames[-1], NOBLOCK)
         except zmq.ZMQError as exc:
             log.error("worker %d: cannot reach the dispatcher: %s", self.rank, exc)
 

@@ -32,12 +32,18 @@ def test_least_busy_sync_jobs_wait_in_one_queue_for_the_first_free_worker() -> N
     assert router.choose(sync=True) == 0  # the shared queue
     router.shared_sync.extend([1, 2])
     busy, free = router.slots[1], router.slots[2]
-    busy.sync_ticket = 9
-    assert router.next_sync(busy) is None
+    busy.sync_sent.append(9)
+    assert router.next_sync(busy) is None  # a busy worker is never sent a shared job
     assert router.next_sync(free) == 1
-    free.sync_queue.append(7)  # a job pinned to this worker goes first
+    free.sync_sent.append(1)
+    free.sync_queue.append(7)  # a job pinned to this worker is sent ahead, behind its call
     assert router.next_sync(free) == 7
-    assert router.pending() == 1
+    free.sync_sent.append(7)
+    assert router.pending() == 1 + 0  # 7 waits at its worker; shared job 2 goes to rank 3 now
+    router.slots[3].sync_sent.append(8)
+    assert router.pending() == 2
+    busy.sync_queue.append(5)  # its own queue's head may wait at the worker
+    assert router.next_sync(busy) == 5
 
 
 def test_a_key_sticks_to_its_worker_until_that_worker_is_replaced() -> None:
@@ -56,14 +62,33 @@ def test_pinning_a_rank_that_does_not_exist_is_refused() -> None:
         router.choose(sync=True, pin=9)
 
 
-def test_one_synchronous_job_at_a_time_per_worker() -> None:
-    router = ready_router("round_robin", ranks=1)
-    slot = router.slots[1]
+def test_a_worker_is_sent_its_own_queue_ahead_up_to_its_depth_and_refilled_at_half() -> None:
+    router = Router("round_robin", 2, sync_depth=4)
+    slot = router.add(1)
+    slot.state = "ready"
+    slot.sync_queue.extend(range(1, 8))
+    sent = []
+    while (ticket := router.next_sync(slot)) is not None:
+        sent.append(ticket)
+        slot.sync_sent.append(ticket)
+    assert sent == [1, 2, 3, 4]
+    assert slot.sync_ticket == 1
+    assert router.pending() == 3 + 3  # the running call is not queued; those behind it are
+    slot.sync_sent.popleft()
+    assert not router.wants_sync(slot)
+    slot.sync_sent.popleft()
+    assert router.wants_sync(slot)
+
+
+def test_depth_one_sends_a_worker_one_synchronous_job_at_a_time() -> None:
+    router = Router("round_robin", 2, sync_depth=1)
+    slot = router.add(1)
+    slot.state = "ready"
     slot.sync_queue.extend([1, 2])
     assert router.next_sync(slot) == 1
-    slot.sync_ticket = 1
-    assert router.next_sync(slot) is None
-    slot.sync_ticket = None
+    slot.sync_sent.append(1)
+    assert not router.wants_sync(slot) and router.next_sync(slot) is None
+    slot.sync_sent.popleft()
     assert router.next_sync(slot) == 2
 
 
