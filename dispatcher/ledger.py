@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import sys
 from dataclasses import dataclass
 from typing import Any
 
+MAX_CLIENT_IDENTITIES = 10_000
 
-@dataclass
+
+@dataclass(slots=True)  # no per-job __dict__: 10,000 suspended transactions are 10,000 Jobs
 class Job:
     ticket: int
     client: bytes  # frontend ROUTER identity
@@ -41,9 +44,14 @@ class Ledger:
         self.jobs: dict[int, Job] = {}
         self.transfers: dict[str, Job] = {}
         self._deadlines: list[tuple[float, str]] = []
+        self._clients: dict[bytes, bytes] = {}
 
     def admit(self, client: bytes, rid: Any, op: str, raw: bytes, now: float) -> Job:
-        job = Job(next(self._tickets), client, rid, op, raw, now)
+        # One copy of each client identity and op name, however many jobs refer to them.
+        client = self._clients.setdefault(client, client)
+        if len(self._clients) > MAX_CLIENT_IDENTITIES:
+            self._clients.clear()
+        job = Job(next(self._tickets), client, rid, sys.intern(op), raw, now)
         self.jobs[job.ticket] = job
         return job
 
@@ -56,6 +64,7 @@ class Ledger:
 
     def start_transfer(self, job: Job, suspend_deadline: float | None) -> None:
         assert job.txn is not None
+        job.raw = b""  # the worker has the request; only the completion's routing stays
         self.transfers[job.txn] = job
         if suspend_deadline is not None:
             heapq.heappush(self._deadlines, (suspend_deadline, job.txn))

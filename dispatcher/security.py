@@ -13,7 +13,6 @@ import re
 from typing import Any
 
 import zmq
-import zmq.auth.thread
 
 from dispatcher.config import DispatcherSettings
 
@@ -49,6 +48,8 @@ class CurveServer:
         allowed = frozenset(
             k.strip().encode() for k in conf.curve_allowed_clients.split(",") if k.strip()
         )
+        import zmq.auth.thread  # only with CURVE on: it brings asyncio into every worker's RSS
+
         self._auth = zmq.auth.thread.ThreadAuthenticator(ctx)
         self._auth.start()
         self._auth.configure_curve_callback(
