@@ -385,11 +385,13 @@ class Subscriber:
         self.close()
 
     def recv(self, timeout_s: float) -> list[tuple[str, dict[str, Any]]]:
-        """(route, completion) pairs: returns as soon as some arrived, else after timeout_s."""
+        """(route, completion) pairs: returns as soon as some arrived, else after timeout_s
+        (0: only what is already here)."""
         out: list[tuple[str, dict[str, Any]]] = []
         deadline = time.monotonic() + timeout_s
-        while (left := deadline - time.monotonic()) > 0 and not out:
-            if not self.sock.poll(int(left * 1000) + 1):
+        while not out:
+            left = deadline - time.monotonic()
+            if not self.sock.poll(int(left * 1000) + 1 if left > 0 else 0):
                 break
             while True:
                 try:

@@ -29,6 +29,8 @@ import zmq
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from kamailio_async_module import http_async_client_module  # noqa: E402
+
 from dispatcher import localrun  # noqa: E402
 from dispatcher.client import Client, Subscriber  # noqa: E402
 from dispatcher.loadreport import percentile  # noqa: E402
@@ -52,7 +54,7 @@ def start_nginx(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
         f"http {{ access_log off; client_body_temp_path {folder}; proxy_temp_path {folder};\n"
         f"  fastcgi_temp_path {folder}; uwsgi_temp_path {folder}; scgi_temp_path {folder};\n"
         "  keepalive_requests 1000000;\n"
-        f"  server {{ listen 127.0.0.1:{port}; location / {{ return 200 'ok\\n'; }} }} }}\n"
+        f"  server {{ listen 127.0.0.1:{port}; location = /status {{ stub_status; }} location / {{ return 200 'ok\\n'; }} }} }}\n"
     )
     proc = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf), "-p", str(folder)],
                             start_new_session=True, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -139,21 +141,28 @@ def closed_loop(
     sock.linger = 0
     sock.connect(frontend)
     body = msgpack.packb(request)
+    # the request is a small fixmap: one more entry, the id, appended without re-packing
+    head, id_key = bytes((body[0] + 1,)) + body[1:], msgpack.packb("id")
     outstanding, done, rid = 0, 0, 0
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        while outstanding < IN_FLIGHT:
-            # the request is a small fixmap: one more entry, the id, appended without re-packing
-            sock.send(bytes((body[0] + 1,)) + body[1:] + msgpack.packb("id") + msgpack.packb(rid))
-            rid += 1
-            outstanding += 1
+        if outstanding < IN_FLIGHT:  # the window refilled with one batch frame
+            n = IN_FLIGHT - outstanding
+            sock.send(msgpack.packb([None] * n)[:-n] + b"".join(
+                head + id_key + msgpack.packb(rid + i) for i in range(n)))  # fmt: skip
+            rid += n
+            outstanding += n
         if sock.poll(1000):
-            obj = msgpack.unpackb(sock.recv(), raw=False)
-            for msg in obj if isinstance(obj, list) else [obj]:
-                if expect_resume and msg.get("type") != "resume":
-                    continue
-                outstanding -= 1
-                done += 1
+            while True:
+                try:
+                    obj = msgpack.unpackb(sock.recv(zmq.NOBLOCK), raw=False)
+                except zmq.Again:
+                    break
+                for msg in obj if isinstance(obj, list) else [obj]:
+                    if expect_resume and msg.get("type") != "resume":
+                        continue
+                    outstanding -= 1
+                    done += 1
     sock.close(0)
     return done
 
@@ -204,19 +213,40 @@ def latency_at(
 # -- kamailio --
 
 
-def kamailio_sync(url: str, seconds: float, folder: Path) -> float:
+def kamailio_cfg(port: int, url: str, async_module: Path | None) -> str:
+    """2 children; http_connect on a kept connection, or (async_module given) the
+    http_async_query of Kamailio's own module with 2 async workers: the transaction is
+    suspended and the reply sent from the resumed route, as sipcurl's `suspend` mode."""
+    head = (f"#!KAMAILIO\ndebug=0\nlog_stderror=yes\nchildren=2\nauto_aliases=no\n"
+            f"listen=udp:127.0.0.1:{port}\n"
+            f'mpath="{MODULES}/"\n' + ('loadmodule "tm.so"\n' if async_module else "")
+            + 'loadmodule "sl.so"\nloadmodule "pv.so"\n')  # fmt: skip
+    if async_module is None:
+        return head + (
+            'loadmodule "http_client.so"\nmodparam("http_client", "keep_connections", 1)\n'
+            f'modparam("http_client", "httpcon", "api=>{url}/k")\n'
+            'request_route {\n    http_connect("api", "", "$var(r)");\n'
+            '    sl_send_reply("200", "OK");\n    exit;\n}\n'
+        )
+    return head + (
+        f'loadmodule "{async_module}"\n'
+        'modparam("http_async_client", "workers", 2)\n'
+        f'request_route {{\n    t_newtran();\n    http_async_query("{url}/ka", "DONE");\n    exit;\n}}\n'
+        'route[DONE] {\n    t_reply("200", "OK");\n}\n'
+    )
+
+
+def kamailio_rate(
+    url: str, seconds: float, folder: Path, async_module: Path | None = None
+) -> float:
+    """Replies/s to SIP OPTIONS over UDP with IN_FLIGHT outstanding, each reply after one
+    HTTP request to nginx."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cfg = folder / "kamailio.cfg"
-    cfg.write_text(
-        f"#!KAMAILIO\ndebug=0\nlog_stderror=yes\nchildren=2\nauto_aliases=no\nlisten=udp:127.0.0.1:{port}\n"
-        f'mpath="{MODULES}/"\nloadmodule "sl.so"\nloadmodule "pv.so"\nloadmodule "http_client.so"\n'
-        'modparam("http_client", "keep_connections", 1)\n'
-        f'modparam("http_client", "httpcon", "api=>{url}/k")\n'
-        'request_route {\n    http_connect("api", "", "$var(r)");\n    sl_send_reply("200", "OK");\n    exit;\n}\n'
-    )
-    proc = subprocess.Popen(["kamailio", "-f", str(cfg), "-DD", "-E", "-w", str(folder), "-Y", str(folder)],
+    cfg.write_text(kamailio_cfg(port, url, async_module))
+    proc = subprocess.Popen(["kamailio", "-f", str(cfg), "-DD", "-E", "-m", "2048", "-w", str(folder), "-Y", str(folder)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
@@ -244,7 +274,41 @@ def kamailio_sync(url: str, seconds: float, folder: Path) -> float:
     finally:
         sock.close()
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # http_async_client's workers may not stop on TERM
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def cpu_per_job(pids: list[int], run: Callable[[], int]) -> tuple[int, list[float]]:
+    """Jobs done by `run` and the CPU time (user + system, every thread) per job, in µs,
+    of each process in `pids`."""
+    before = [cpu_s(pid) for pid in pids]
+    done = run()
+    return done, [
+        (cpu_s(pid) - b) / max(done, 1) * 1e6 for pid, b in zip(pids, before, strict=True)
+    ]
+
+
+def sipcurl_round(frontend: str, events: str, url: str, t: float, fig: dict[str, Any],
+                  dpid: int, wpids: list[int], first: bool) -> None:  # fmt: skip
+    sync = {"op": "http_connect", "connection": "api", "url": "/x"}
+    done, cpu = cpu_per_job([dpid, *wpids], lambda: closed_loop(frontend, sync, t))
+    fig["sync_e2e_runs"].append(done / t)
+    fig["cpu_us_dispatcher_runs"].append(cpu[0])
+    fig["cpu_us_workers_runs"].append(sum(cpu[1:]))
+    event = {"op": "http_async_query", "url": f"{url}/a", "route": "BENCH"}
+    done, cpu = cpu_per_job([dpid, *wpids], lambda: event_loop(frontend, events, event, t))
+    fig["async_event_runs"].append(done / t)
+    fig["cpu_us_dispatcher_event_runs"].append(cpu[0])
+    fig["cpu_us_workers_event_runs"].append(sum(cpu[1:]))
+    suspend = {**event, "route": "R", "mode": "suspend"}
+    fig["async_suspend_runs"].append(closed_loop(frontend, suspend, t, expect_resume=True) / t)
+    if first:
+        fig["latency_1000_p50"], fig["latency_1000_p99"] = latency_at(
+            frontend, {**sync, "url": "/l"}, 1000, t
+        )
 
 
 def main() -> int:
@@ -258,7 +322,10 @@ def main() -> int:
     t = args.seconds
     work = Path(tempfile.mkdtemp(prefix="sipcurl-bench-"))
     nginx, url = start_nginx(work)
-    fig: dict[str, Any] = {}
+    fig: dict[str, Any] = {"seconds": t, "rounds": args.rounds, "in_flight": IN_FLIGHT}
+    for name in ("sync_e2e", "async_event", "async_suspend", "cpu_us_dispatcher", "cpu_us_workers",
+                 "cpu_us_dispatcher_event", "cpu_us_workers_event", "kamailio_sync", "kamailio_async"):  # fmt: skip
+        fig[f"{name}_runs"] = []
     try:
         print("ceilings ...", flush=True)
         fig["easy_1p"] = in_processes(easy_loop, url + "/e", t, 1)
@@ -270,69 +337,35 @@ def main() -> int:
             http_client=f"keep_connections = 1\nhttpcon = api=>{url}/s",
             dispatcher="async_max_transfers = 900\n",
         )
-        kam_ok = kamailio_available() is None
-        sync_runs, kam_runs = [], []
+        why_not = kamailio_available()
+        module = http_async_client_module() if why_not is None else why_not
+        if isinstance(module, str):
+            print(f"bench: Kamailio's http_async_query not measured: {module}", flush=True)
         for r in range(args.rounds):
-            print(f"round {r + 1}: sipcurl ...", flush=True)
+            print(f"round {r + 1}/{args.rounds}: sipcurl ...", flush=True)
             service = localrun.start_service(text, 2, work)
             try:
                 with Client(frontend) as c:
-                    pids = [w["pid"] for w in c.call("rpc", method="core.workers")["result"]]
-                dpid = service.proc.pid
+                    wpids = [w["pid"] for w in c.call("rpc", method="core.workers")["result"]]
                 if r == 0:
-                    fig["rss_idle_worker_kib"] = max(rss_kib(q) for q in pids)
-                before = {pid: cpu_s(pid) for pid in (dpid, *pids)}
-                done = closed_loop(
-                    frontend, {"op": "http_connect", "connection": "api", "url": "/x"}, t
-                )
-                after = {pid: cpu_s(pid) for pid in before}
-                sync_runs.append(done / t)
-                fig.setdefault("cpu_us_dispatcher", []).append(
-                    (after[dpid] - before[dpid]) / done * 1e6
-                )
-                fig.setdefault("cpu_us_workers", []).append(
-                    sum(after[q] - before[q] for q in pids) / done * 1e6
-                )
-                if r == 0:
-                    fig["async_event"] = (
-                        event_loop(
-                            frontend,
-                            events,
-                            {"op": "http_async_query", "url": f"{url}/a", "route": "BENCH"},
-                            t,
-                        )
-                        / t
-                    )
-                    fig["async_suspend"] = (
-                        closed_loop(
-                            frontend,
-                            {
-                                "op": "http_async_query",
-                                "url": f"{url}/a",
-                                "route": "R",
-                                "mode": "suspend",
-                            },
-                            t,
-                            expect_resume=True,
-                        )
-                        / t
-                    )
-                    fig["latency_1000_p50"], fig["latency_1000_p99"] = latency_at(
-                        frontend, {"op": "http_connect", "connection": "api", "url": "/l"}, 1000, t
-                    )
-                    fig["dispatcher_kib_per_10k_suspended"] = safely(
-                        suspended_growth, frontend, dpid, rss_kib(dpid)
-                    )
+                    fig["rss_idle_worker_kib"] = max(rss_kib(q) for q in wpids)
+                sipcurl_round(frontend, events, url, t, fig, service.proc.pid, wpids, r == 0)
             finally:
                 service.stop()
-            if kam_ok:
-                print(f"round {r + 1}: kamailio ...", flush=True)
-                kam_runs.append(kamailio_sync(url, t, work))
-        fig["sync_e2e"] = max(sync_runs)
-        fig["kamailio_sync"] = max(kam_runs) if kam_runs else None
+            if why_not is None:
+                print(f"round {r + 1}/{args.rounds}: kamailio ...", flush=True)
+                fig["kamailio_sync_runs"].append(kamailio_rate(url, t, work))
+                if isinstance(module, Path):
+                    fig["kamailio_async_runs"].append(kamailio_rate(url, t, work, module))
+        print("memory per 10,000 suspended transactions ...", flush=True)
+        fig["dispatcher_kib_per_10k_suspended"] = safely(suspended_growth, work)
     finally:
         nginx.send_signal(signal.SIGQUIT)
         nginx.wait(timeout=10)
+    for name in [k[:-5] for k in fig if k.endswith("_runs")]:
+        runs = fig[name + "_runs"]
+        # The best round of each: noise on a shared machine only ever slows a run down.
+        fig[name] = (min(runs) if name.startswith("cpu_") else max(runs)) if runs else None
     report(fig)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -340,34 +373,42 @@ def main() -> int:
     return 0
 
 
-SUSPENDED = 1600  # x 6.25 = 10,000: each holds a socket in a worker, and fdset() stops at 1024
+SUSPENDED = 10_000
+PER_WORKER = 800  # a worker's curl sockets must stay below FD_SETSIZE (1024): see README
 
 
-def suspended_growth(frontend: str, dpid: int, base_kib: int) -> float:
-    """Dispatcher RSS growth per 10,000 suspended transactions (on a server that stalls)."""
+def suspended_growth(work: Path) -> float:
+    """Dispatcher RSS growth (KiB) with 10,000 suspended transactions, each waiting on a
+    server that never answers; enough workers that each holds PER_WORKER of them."""
     stall = subprocess.Popen([*localrun.SIPCURL, "backend", "--listen", "127.0.0.1:0", "--stall-rate", "1"],
                              stdout=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    workers = -(-SUSPENDED // PER_WORKER)
+    text, frontend, _ = localrun.service_config(
+        workers=workers,
+        http_client="",
+        dispatcher=f"async_max_transfers = {PER_WORKER}\nsuspend_timeout = 600\n",
+    )
+    service = localrun.start_service(text, workers, work)
     try:
         line = stall.stdout.readline() if stall.stdout else ""
         target = line.split()[1]
-        with Client(frontend, timeout_s=30) as c:
-            for _ in range(10):
-                ids = c.submit_many(
-                    [
-                        {
-                            "op": "http_async_query",
-                            "url": f"{target}/s",
-                            "route": "R",
-                            "mode": "suspend",
-                            "timeout": 60000,
-                        }
-                    ]
-                    * 1000
-                )
+        dpid = service.proc.pid
+        request = {"op": "http_async_query", "url": f"{target}/s", "route": "R",
+                   "mode": "suspend", "timeout": 600_000}  # fmt: skip
+        with Client(frontend, timeout_s=60) as c:
+            for i in range(20):  # warm-up: the dispatcher's own buffers, then the baseline
+                c.call(**request, worker=1 + i % workers)
+            base = rss_kib(dpid)
+            for start in range(0, SUSPENDED, 100):
+                ids = c.submit_many([request] * 100)
                 for i in ids:
-                    c.wait(i)
-            return rss_kib(dpid) - base_kib
+                    if c.wait(i).get("suspended") is not True:
+                        raise RuntimeError("a transaction was not suspended")
+                if (start + 100) % 2000 == 0:
+                    print(f"  {start + 100} suspended", flush=True)
+            return (rss_kib(dpid) - base) * 10_000 / SUSPENDED
     finally:
+        service.stop()
         stall.terminate()
         stall.wait(timeout=5)
 
@@ -385,27 +426,29 @@ def report(f: dict[str, Any]) -> None:
     def ratio(a: float | None, b: float | None) -> str:
         return f"{a / b:5.2f}x" if a and b else "   - "
 
-    kam = f.get("kamailio_sync")
-    print("\nfigure                                   value      vs ceiling   vs Kamailio")
+    kam, kam_async = f.get("kamailio_sync"), f.get("kamailio_async")
+    print(f"\nfigure ({f['in_flight']} in flight, best of {f['rounds']} rounds of {f['seconds']:g} s)"
+          "          value   vs ceiling   vs Kamailio")  # fmt: skip
     rows = [
         ("plain pycurl, reused handle, 1 process", f["easy_1p"], None, None),
         ("plain pycurl, reused handle, 2 processes", f["easy_2p"], None, None),
-        ("plain CurlMulti, 64 in flight, 1 process", f["multi_1p"], None, None),
-        ("plain CurlMulti, 64 in flight, 2 processes", f["multi_2p"], None, None),
-        ("sipcurl sync http_connect, 2 workers", f["sync_e2e"], f["easy_2p"], kam),
-        ("Kamailio sync http_connect, 2 children", kam, f["easy_2p"], None),
-        ("sipcurl async event completions/s", f["async_event"], f["multi_2p"], None),
-        ("sipcurl async suspend resumes/s", f["async_suspend"], f["multi_2p"], None),
+        ("plain CurlMulti, 1 process", f["multi_1p"], None, None),
+        ("plain CurlMulti, 2 processes", f["multi_2p"], None, None),
+        ("Kamailio 2 children, http_connect", kam, f["easy_2p"], None),
+        ("Kamailio 2 children, http_async_query", kam_async, f["multi_2p"], None),
+        ("sipcurl 2 workers, sync http_connect", f["sync_e2e"], f["easy_2p"], kam),
+        ("sipcurl 2 workers, async event completions", f["async_event"], f["multi_2p"], kam_async),
+        ("sipcurl 2 workers, async suspend resumes", f["async_suspend"], f["multi_2p"], kam_async),
     ]
     for name, value, ceiling, kamailio in rows:
         v = f"{value:9.0f}/s" if value else "        -  "
-        print(f"{name:<42}{v}   {ratio(value, ceiling)}      {ratio(value, kamailio)}")
+        print(f"{name:<62}{v}   {ratio(value, ceiling)}      {ratio(value, kamailio)}")
     print(
         f"latency at 1,000 jobs/s: p50 {f['latency_1000_p50']:.2f} ms, p99 {f['latency_1000_p99']:.2f} ms (target p50 <= 1 ms)"
     )
-    print(
-        f"CPU per job: dispatcher {min(f['cpu_us_dispatcher']):.0f} us (target 40), workers {min(f['cpu_us_workers']):.0f} us (target 100)"
-    )
+    print(f"CPU per sync job: dispatcher {f['cpu_us_dispatcher']:.0f} us (target 40), "
+          f"workers {f['cpu_us_workers']:.0f} us (target 100); per event completion: "
+          f"dispatcher {f['cpu_us_dispatcher_event']:.0f} us, workers {f['cpu_us_workers_event']:.0f} us")  # fmt: skip
     growth = f["dispatcher_kib_per_10k_suspended"]
     shown = f"{growth / 1024:.1f} MiB" if growth is not None else "not measured"
     print(f"RSS per idle worker {f['rss_idle_worker_kib'] / 1024:.1f} MiB (target 32); "

@@ -278,6 +278,26 @@ def test_subscriber_unpacks_arrays_counts_seq_gaps_and_keeps_to_its_routes(
         pub.close(0)
 
 
+def test_subscriber_recv_zero_returns_what_is_already_there_without_waiting(
+    ctx: zmq.Context,
+) -> None:
+    pub, sub = subscribed(ctx, ["Z"])
+    try:
+        started = time.monotonic()
+        assert [m for r, m in sub.recv(0) if r == "Z"] == []  # (a late probe may be there)
+        assert time.monotonic() - started < 0.05
+        pub.send_multipart([b"Z", wire.pack({"txn": "1-1", "route": "Z", "seq": 1})])
+        got: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.01)
+            got = [m for r, m in sub.recv(0) if r == "Z"]
+        assert [m["seq"] for m in got] == [1]
+    finally:
+        sub.close()
+        pub.close(0)
+
+
 # -- command line: argument parsing and rendering --
 
 
