@@ -2,10 +2,11 @@
 
 A worker serves one synchronous call at a time, as a Kamailio child does. With
 `round_robin` each job is given to the next rank on arrival and waits in that rank's FIFO;
-the head of that FIFO is already sent to the worker while its previous call runs
-(`sync_depth` 2), so the worker never sits idle for a dispatcher round trip. That changes
-nothing a client can see: the job was that rank's next one either way, its `queued_ms`
-still counts until it starts, and it still counts as queued.
+the head of that FIFO (up to `sync_depth` calls in all) is already sent to the worker while
+its call runs, so the worker never sits idle for a dispatcher round trip and the dispatcher
+sends and reads in batches. That changes nothing a client can see: the job was that rank's
+next one either way, its `queued_ms` still counts until it starts, and it still counts as
+queued; a worker that dies had only its running call.
 With `least_busy` a synchronous job that is neither pinned nor keyed waits in one shared
 FIFO and goes to the first worker that is free, as SIP requests on a shared UDP socket go
 to whichever Kamailio child reads next. Async transfers go to a worker while it holds
@@ -113,11 +114,11 @@ class Router:
             raise LookupError("no workers")
         start = self._next % len(ranks)
         self._next += 1
+        if self.policy != "least_busy":
+            return ranks[start]
         rotation = ranks[start:] + ranks[:start]
-        if self.policy == "least_busy":
-            load = WorkerSlot.sync_load if sync else WorkerSlot.async_load
-            return min(rotation, key=lambda r: load(self.slots[r]))
-        return rotation[0]
+        load = WorkerSlot.sync_load if sync else WorkerSlot.async_load
+        return min(rotation, key=lambda r: load(self.slots[r]))
 
     def wants_sync(self, slot: WorkerSlot) -> bool:
         """A worker is sent more synchronous jobs once it holds half its depth or fewer,
@@ -149,6 +150,15 @@ class Router:
     def pending(self) -> int:
         """Jobs that wait for a worker: not those a free worker starts in this loop turn
         (the dispatcher sends work once per turn, so `max_pending` counts as if at once)."""
+        return self._pending(precise=True)
+
+    def pending_at_least(self, limit: int) -> bool:
+        """pending() >= limit, cheaply when far below it (once per request)."""
+        return self._pending(precise=False) >= limit and self._pending(precise=True) >= limit
+
+    def _pending(self, *, precise: bool) -> int:
+        if not precise:
+            return len(self.shared_sync) + sum(slot.queued for slot in self.slots.values())
         total, free_for_shared = 0, 0
         for slot in self.slots.values():
             total += slot.queued

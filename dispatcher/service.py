@@ -33,12 +33,9 @@ log = logging.getLogger("sipcurl.dispatcher")
 
 STARTUP_TIMEOUT_S = 15.0
 GATHER_TIMEOUT_S = 2.0
-# Synchronous jobs of a rank's own FIFO sent to the worker ahead of their turn (see routing):
-# the worker then never waits for a dispatcher round trip, and the dispatcher handles
-# several replies per wake-up.
-SYNC_DEPTH = int(os.environ.get("SIPCURL_SYNC_DEPTH", "16"))
 NOBLOCK = int(zmq.NOBLOCK)
 MORE = int(zmq.SNDMORE | zmq.NOBLOCK)
+RCVMORE = int(zmq.RCVMORE)
 COUNTER_NAMES = ("connok", "connfail", "requests", "replies", "errors", "timeouts")
 
 
@@ -89,7 +86,9 @@ class Dispatcher:
         self.guard = HostGuard(conf.host_guard)
         # The guard counts workers waiting on a host, so it sends a job only when it starts.
         self.router = Router(
-            conf.routing, conf.async_max_transfers, sync_depth=1 if self.guard.limit else SYNC_DEPTH
+            conf.routing,
+            conf.async_max_transfers,
+            sync_depth=1 if self.guard.limit else conf.sync_depth,
         )
         self.ledger = Ledger(txn_prefix=str(os.getpid()))
         self.rpc = Rpc(self)
@@ -265,11 +264,14 @@ class Dispatcher:
 
     def _drain(self, sock: zmq.Socket, handler: Any, budget: int = 1000) -> None:
         """Take what is queued now (bounded, so neither side starves the other)."""
+        recv, more = sock.recv, sock.get
         for _ in range(budget):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                frames = [recv(NOBLOCK)]
             except zmq.Again:
                 return
+            while more(RCVMORE):  # recv_multipart without pyzmq's per-call enum arithmetic
+                frames.append(recv(NOBLOCK))
             handler(frames)
 
     def _drain_wakeups(self) -> None:
@@ -331,7 +333,7 @@ class Dispatcher:
                     identity, delimiter, wire.pack({"id": rid, **self.t_cancel(req["txn"])})
                 )
                 return
-            if self.router.pending() >= self.settings.dispatcher.max_pending:
+            if self.router.pending_at_least(self.settings.dispatcher.max_pending):
                 raise WireError(
                     "overloaded", f"{self.settings.dispatcher.max_pending} jobs already queued"
                 )

@@ -220,6 +220,9 @@ def _section_settings(
     return cls(**values)
 
 
+MAX_ASYNC_TRANSFERS = 900
+
+
 def _validate(settings: Settings, where: str, lines: dict[str, int | None]) -> None:
     d = settings.dispatcher
     checks = [
@@ -227,6 +230,13 @@ def _validate(settings: Settings, where: str, lines: dict[str, int | None]) -> N
         (d.routing in ROUTING_POLICIES, "routing", f"must be one of {', '.join(ROUTING_POLICIES)}"),
         (d.max_pending >= 1, "max_pending", "must be at least 1"),
         (d.async_max_transfers >= 1, "async_max_transfers", "must be at least 1"),
+        (
+            d.async_max_transfers <= MAX_ASYNC_TRANSFERS,
+            "async_max_transfers",
+            f"must be at most {MAX_ASYNC_TRANSFERS} (a worker's curl sockets must stay below "
+            "1024, the most curl_multi_fdset can report)",
+        ),
+        (d.sync_depth >= 1, "sync_depth", "must be at least 1"),
         (d.suspend_timeout > 0, "suspend_timeout", "must be positive"),
         (d.heartbeat_ms >= 10, "heartbeat_ms", "must be at least 10"),
         (d.heartbeat_liveness >= 1, "heartbeat_liveness", "must be at least 1"),

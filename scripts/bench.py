@@ -128,6 +128,32 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def switches(pids: list[int]) -> int:
+    """Context switches so far of every thread of these processes: each ZeroMQ message wakes
+    an I/O thread on both sides, and on two shared cores that is where sync time goes."""
+    total = 0
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                for line in (task / "status").read_text().splitlines():
+                    if "ctxt_switches:" in line:
+                        total += int(line.split()[1])
+            except (OSError, ValueError):
+                continue
+    return total
+
+
+def group_pids(pgid: int) -> list[int]:
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                pids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
+
+
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
@@ -238,9 +264,9 @@ def kamailio_cfg(port: int, url: str, async_module: Path | None) -> str:
 
 def kamailio_rate(
     url: str, seconds: float, folder: Path, async_module: Path | None = None
-) -> float:
+) -> tuple[float, float, float]:
     """Replies/s to SIP OPTIONS over UDP with IN_FLIGHT outstanding, each reply after one
-    HTTP request to nginx."""
+    HTTP request to nginx; Kamailio's context switches and CPU µs (all processes) per reply."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -254,6 +280,9 @@ def kamailio_rate(
     sock.settimeout(1.0)
     try:
         time.sleep(1.5)
+        kamailio = group_pids(proc.pid)
+        switched = switches(kamailio)
+        cpu = sum(cpu_s(pid) for pid in kamailio)
         n = done = outstanding = 0
         end = time.monotonic() + seconds
         while time.monotonic() < end:
@@ -270,7 +299,9 @@ def kamailio_rate(
                 done += 1
             except TimeoutError:
                 outstanding = 0  # a datagram was dropped: refill the window
-        return done / seconds
+        per = max(done, 1)
+        cpu_us = (sum(cpu_s(pid) for pid in kamailio) - cpu) / per * 1e6
+        return done / seconds, (switches(kamailio) - switched) / per, cpu_us
     finally:
         sock.close()
         proc.send_signal(signal.SIGTERM)
@@ -281,25 +312,26 @@ def kamailio_rate(
             proc.wait(timeout=10)
 
 
-def cpu_per_job(pids: list[int], run: Callable[[], int]) -> tuple[int, list[float]]:
-    """Jobs done by `run` and the CPU time (user + system, every thread) per job, in µs,
-    of each process in `pids`."""
+def cpu_per_job(pids: list[int], run: Callable[[], int]) -> tuple[int, list[float], float]:
+    """Jobs done by `run`, the CPU time (user + system, every thread) per job in µs of
+    each process in `pids`, and their context switches per job."""
     before = [cpu_s(pid) for pid in pids]
+    switched = switches(pids)
     done = run()
-    return done, [
-        (cpu_s(pid) - b) / max(done, 1) * 1e6 for pid, b in zip(pids, before, strict=True)
-    ]
+    cpu = [(cpu_s(pid) - b) / max(done, 1) * 1e6 for pid, b in zip(pids, before, strict=True)]
+    return done, cpu, (switches(pids) - switched) / max(done, 1)
 
 
 def sipcurl_round(frontend: str, events: str, url: str, t: float, fig: dict[str, Any],
                   dpid: int, wpids: list[int], first: bool) -> None:  # fmt: skip
     sync = {"op": "http_connect", "connection": "api", "url": "/x"}
-    done, cpu = cpu_per_job([dpid, *wpids], lambda: closed_loop(frontend, sync, t))
+    done, cpu, switched = cpu_per_job([dpid, *wpids], lambda: closed_loop(frontend, sync, t))
     fig["sync_e2e_runs"].append(done / t)
+    fig["switches_per_sync_job_runs"].append(switched)
     fig["cpu_us_dispatcher_runs"].append(cpu[0])
     fig["cpu_us_workers_runs"].append(sum(cpu[1:]))
     event = {"op": "http_async_query", "url": f"{url}/a", "route": "BENCH"}
-    done, cpu = cpu_per_job([dpid, *wpids], lambda: event_loop(frontend, events, event, t))
+    done, cpu, _ = cpu_per_job([dpid, *wpids], lambda: event_loop(frontend, events, event, t))
     fig["async_event_runs"].append(done / t)
     fig["cpu_us_dispatcher_event_runs"].append(cpu[0])
     fig["cpu_us_workers_event_runs"].append(sum(cpu[1:]))
@@ -324,7 +356,8 @@ def main() -> int:
     nginx, url = start_nginx(work)
     fig: dict[str, Any] = {"seconds": t, "rounds": args.rounds, "in_flight": IN_FLIGHT}
     for name in ("sync_e2e", "async_event", "async_suspend", "cpu_us_dispatcher", "cpu_us_workers",
-                 "cpu_us_dispatcher_event", "cpu_us_workers_event", "kamailio_sync", "kamailio_async"):  # fmt: skip
+                 "cpu_us_dispatcher_event", "cpu_us_workers_event", "kamailio_sync", "kamailio_async",
+                 "switches_per_sync_job", "kamailio_switches_per_call", "cpu_us_kamailio"):  # fmt: skip
         fig[f"{name}_runs"] = []
     try:
         print("ceilings ...", flush=True)
@@ -354,9 +387,12 @@ def main() -> int:
                 service.stop()
             if why_not is None:
                 print(f"round {r + 1}/{args.rounds}: kamailio ...", flush=True)
-                fig["kamailio_sync_runs"].append(kamailio_rate(url, t, work))
+                rate, switched, cpu_us = kamailio_rate(url, t, work)
+                fig["kamailio_sync_runs"].append(rate)
+                fig["kamailio_switches_per_call_runs"].append(switched)
+                fig["cpu_us_kamailio_runs"].append(cpu_us)
                 if isinstance(module, Path):
-                    fig["kamailio_async_runs"].append(kamailio_rate(url, t, work, module))
+                    fig["kamailio_async_runs"].append(kamailio_rate(url, t, work, module)[0])
         print("memory per 10,000 suspended transactions ...", flush=True)
         fig["dispatcher_kib_per_10k_suspended"] = safely(suspended_growth, work)
     finally:
@@ -365,7 +401,8 @@ def main() -> int:
     for name in [k[:-5] for k in fig if k.endswith("_runs")]:
         runs = fig[name + "_runs"]
         # The best round of each: noise on a shared machine only ever slows a run down.
-        fig[name] = (min(runs) if name.startswith("cpu_") else max(runs)) if runs else None
+        lower_is_better = name.startswith("cpu_") or "switches" in name
+        fig[name] = (min(runs) if lower_is_better else max(runs)) if runs else None
     report(fig)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -449,6 +486,10 @@ def report(f: dict[str, Any]) -> None:
     print(f"CPU per sync job: dispatcher {f['cpu_us_dispatcher']:.0f} us (target 40), "
           f"workers {f['cpu_us_workers']:.0f} us (target 100); per event completion: "
           f"dispatcher {f['cpu_us_dispatcher_event']:.0f} us, workers {f['cpu_us_workers_event']:.0f} us")  # fmt: skip
+    if f.get("kamailio_switches_per_call"):
+        print(f"per sync call, sipcurl (dispatcher + workers) vs Kamailio (every process): CPU "
+              f"{f['cpu_us_dispatcher'] + f['cpu_us_workers']:.0f} vs {f['cpu_us_kamailio']:.0f} us, context switches "
+              f"{f['switches_per_sync_job']:.1f} vs {f['kamailio_switches_per_call']:.1f}")  # fmt: skip
     growth = f["dispatcher_kib_per_10k_suspended"]
     shown = f"{growth / 1024:.1f} MiB" if growth is not None else "not measured"
     print(f"RSS per idle worker {f['rss_idle_worker_kib'] / 1024:.1f} MiB (target 32); "

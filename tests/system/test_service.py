@@ -205,13 +205,17 @@ def test_jobs_sent_ahead_to_a_worker_that_dies_are_served_by_its_replacement(
     c = service.client
     pids = service.worker_pids()
     running = c.next_id()
-    c.send({"id": running, "op": "http_connect", "connection": "slow", "url": "?ms=5000", "worker": 1})
+    c.send(
+        {"id": running, "op": "http_connect", "connection": "slow", "url": "?ms=5000", "worker": 1}
+    )
     behind = [c.next_id() for _ in range(3)]
     for rid in behind:
         c.send({"id": rid, "op": "http_connect", "connection": "api", "url": "/", "worker": 1})
     time.sleep(0.3)
     os.kill(pids[1], signal.SIGKILL)
-    assert c.wait_for(lambda m: m.get("id") == running, timeout_s=5)["error"]["code"] == "worker_lost"
+    assert (
+        c.wait_for(lambda m: m.get("id") == running, timeout_s=5)["error"]["code"] == "worker_lost"
+    )
     replies = [c.wait_for(lambda m, r=rid: m.get("id") == r, timeout_s=10) for rid in behind]
     assert [r.get("rc") for r in replies] == [200, 200, 200]
     assert {r["worker"]["pid"] for r in replies} != {pids[1]}
@@ -221,7 +225,9 @@ def test_queued_ms_counts_the_wait_behind_the_workers_running_call(service: Serv
     c = service.client
     ids = [c.next_id() for _ in range(3)]
     for rid in ids:
-        c.send({"id": rid, "op": "http_connect", "connection": "slow", "url": "?ms=300", "worker": 2})
+        c.send(
+            {"id": rid, "op": "http_connect", "connection": "slow", "url": "?ms=300", "worker": 2}
+        )
     replies = [c.wait_for(lambda m, r=rid: m.get("id") == r, timeout_s=10) for rid in ids]
     queued = [r["timing"]["queued_ms"] for r in replies]
     served = [r["timing"]["service_ms"] for r in replies]

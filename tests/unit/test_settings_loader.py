@@ -96,6 +96,8 @@ def test_every_option_is_converted_to_its_type(tmp_path: Path) -> None:
         ("[http_async_client]\nworkers = 1\n", 2, "workers", "1", "unknown option"),
         ("[dispatcher]\nrouting = random\n", 2, "routing", "random", "round_robin"),
         ("[dispatcher]\nworkers = 0\n", 2, "workers", 0, "at least 1"),
+        ("[dispatcher]\nasync_max_transfers = 2000\n", 2, "async_max_transfers", 2000, "below 1024"),
+        ("[dispatcher]\n\nsync_depth = 0\n", 3, "sync_depth", 0, "at least 1"),
         ("[dispatcher]\nsuspend_timeout = nan\n", 2, "suspend_timeout", "nan", "finite"),
         ("[dispatcher]\nfrontend = 127.0.0.1:5570\n", 2, "frontend", "127.0.0.1:5570", "endpoint"),
     ],
