@@ -6,7 +6,7 @@ the head of that FIFO (up to `sync_depth` calls in all) is already sent to the w
 its call runs, so the worker never sits idle for a dispatcher round trip and the dispatcher
 sends and reads in batches. That changes nothing a client can see: the job was that rank's
 next one either way, its `queued_ms` still counts until it starts, and it still counts as
-queued; a worker that dies had only its running call.
+queued. A worker that dies held them all: each gets `worker_lost`, as the running one.
 With `least_busy` a synchronous job that is neither pinned nor keyed waits in one shared
 FIFO and goes to the first worker that is free, as SIP requests on a shared UDP socket go
 to whichever Kamailio child reads next. Async transfers go to a worker while it holds

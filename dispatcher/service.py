@@ -597,15 +597,10 @@ class Dispatcher:
             self.supervisor.spawn_worker(rank)
 
     def _lose_worker(self, slot: WorkerSlot) -> None:
-        """Every job the worker held gets its one answer now; a synchronous job it had not
-        started yet goes back to the head of its rank's queue, for the replacement."""
+        """Every job the worker held gets its one answer now. That includes synchronous
+        calls sent ahead of their turn: the worker may have started (even finished) some
+        whose replies it was still holding, and an HTTP request must never go out twice."""
         rank = slot.rank
-        not_started = list(slot.sync_sent)[1:]
-        for ticket in not_started:
-            job = self.ledger.jobs.get(ticket)
-            if job is not None:
-                job.dispatched = None
-        slot.sync_queue.extendleft(reversed(not_started))
         answering, running = self.ledger.held_by(rank)
         for job in answering:
             self.ledger.answer(job.ticket)

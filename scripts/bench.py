@@ -350,6 +350,7 @@ def main() -> int:
         "--rounds", type=int, default=2, help="sipcurl and Kamailio alternate this many times"
     )
     p.add_argument("--json", help="write every figure here")
+    p.add_argument("--plot", default="out/bench.png", help="the figures as a bar chart (PNG)")
     args = p.parse_args()
     t = args.seconds
     work = Path(tempfile.mkdtemp(prefix="sipcurl-bench-"))
@@ -404,6 +405,9 @@ def main() -> int:
         lower_is_better = name.startswith("cpu_") or "switches" in name
         fig[name] = (min(runs) if lower_is_better else max(runs)) if runs else None
     report(fig)
+    if args.plot:
+        plot(fig, Path(args.plot))
+        print(f"plot: {args.plot}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(fig, indent=2))
@@ -457,6 +461,40 @@ def safely(fn: Callable[..., float], *args: Any) -> float | None:
     except Exception as exc:
         print(f"bench: {fn.__name__} not measured: {exc}", flush=True)
         return None
+
+
+def plot(f: dict[str, Any], path: Path) -> None:
+    """Throughput beside Kamailio's and the ceilings, and CPU per call: one picture."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bars = [
+        ("pycurl easy\n2 proc", f["easy_2p"], "#bbbbbb"),
+        ("Kamailio\nhttp_connect", f.get("kamailio_sync"), "#d62728"),
+        ("sipcurl\nsync", f["sync_e2e"], "#1f77b4"),
+        ("CurlMulti\n2 proc", f["multi_2p"], "#bbbbbb"),
+        ("Kamailio\nasync_query", f.get("kamailio_async"), "#d62728"),
+        ("sipcurl\nevent", f["async_event"], "#1f77b4"),
+        ("sipcurl\nsuspend", f["async_suspend"], "#1f77b4"),
+    ]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 1]})
+    shown = [(n, v or 0.0, c) for n, v, c in bars]
+    ax1.bar([n for n, _, _ in shown], [v for _, v, _ in shown], color=[c for _, _, c in shown])
+    for i, (_, v, _) in enumerate(shown):
+        ax1.text(i, v, f"{v:,.0f}" if v else "n/a", ha="center", va="bottom", fontsize=8)
+    ax1.set_ylabel("calls or completions per second")
+    ax1.set_title(f"2 workers / 2 children, {f['in_flight']} in flight, one nginx")
+    cpu = [("sipcurl\ndispatcher", f["cpu_us_dispatcher"]), ("sipcurl\nworkers", f["cpu_us_workers"]),
+           ("Kamailio\nall", f.get("cpu_us_kamailio") or 0.0)]  # fmt: skip
+    ax2.bar([n for n, _ in cpu], [v for _, v in cpu], color=["#1f77b4", "#1f77b4", "#d62728"])
+    ax2.set_ylabel("CPU µs per sync call")
+    ax2.set_title("CPU per sync call")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def report(f: dict[str, Any]) -> None:

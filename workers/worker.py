@@ -12,6 +12,7 @@ Every job ends in exactly one `_reply` (inside try/finally where code can fail).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import time
@@ -33,6 +34,8 @@ from workers.http_client import HttpClient, Transfer
 log = logging.getLogger("sipcurl.worker")
 NOBLOCK = int(zmq.NOBLOCK)  # ints: pyzmq's flag enums cost per call
 MORE = int(zmq.SNDMORE | zmq.NOBLOCK)
+REPLY_BATCH = 8
+REPLY_HOLD_S = 0.001
 
 
 class Worker:
@@ -68,7 +71,8 @@ class Worker:
         if wakeup_fd is not None:
             self.poller.register(wakeup_fd, zmq.POLLIN)
         self.jobs_served = 0
-        self._outbox: list[bytes] = []  # reply and completion frames of this loop turn
+        self._outbox: list[bytes] = []  # reply and completion frames not sent yet
+        self._outbox_since = 0.0
         self.sync_in_progress = 0
         # (ticket, queued_ms, request, arrived): synchronous jobs sent ahead of their turn
         self.sync_backlog: deque[tuple[int, float, dict[str, Any], float]] = deque()
@@ -121,8 +125,11 @@ class Worker:
 
     def _timeout_ms(self) -> int:
         curl = self.engine.timeout_ms()
-        beat = max(0, int((self._next_heartbeat - time.monotonic()) * 1000) + 1)
-        return beat if curl < 0 else min(curl, beat)
+        now = time.monotonic()
+        wake = max(0, int((self._next_heartbeat - now) * 1000) + 1)
+        if self._outbox:
+            wake = min(wake, max(0, math.ceil((self._outbox_since + REPLY_HOLD_S - now) * 1000)))
+        return wake if curl < 0 else min(curl, wake)
 
     def run_once(self, timeout_ms: int) -> None:
         self.engine.sync_poller(self.poller)
@@ -138,8 +145,9 @@ class Worker:
             # The next call's request leaves in this turn, not after another poll.
             self._start_backlog()
             self.engine.step(())
-        self.flush()
         now = time.monotonic()
+        if self._outbox and not self._hold_replies(now):
+            self.flush()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.heartbeat_s
             beat = {"jobs_served": self.jobs_served, "async_inflight": self.async_http.in_flight()}
@@ -263,12 +271,10 @@ class Worker:
             "worker": self.info,
             "timing": {"queued_ms": queued_ms, "service_ms": service_ms},
         }
-        self._outbox.append(
-            wire.reply_frame(ticket, transfer_started, self.counters(), wire.pack(reply))
-        )
+        self._queue(wire.reply_frame(ticket, transfer_started, self.counters(), wire.pack(reply)))
 
     def _on_completion(self, completion: dict) -> None:
-        self._outbox.append(
+        self._queue(
             wire.completion_frame(completion["txn"], self.counters(), wire.pack(completion))
         )
 
@@ -299,6 +305,20 @@ class Worker:
         self.state.reload(self.settings)
         self.http = HttpClient(self.settings, self.state)
         self.async_http.settings = self.settings
+
+    def _hold_replies(self, now: float) -> bool:
+        """While calls wait in the backlog the worker is saturated: replies then leave
+        REPLY_BATCH at a time, or REPLY_HOLD_S after the first, whichever comes first (one
+        message instead of one each, in the worker and in the dispatcher). Otherwise they
+        leave at the end of the turn, as soon as they exist."""
+        if not self.sync_backlog:
+            return False
+        return len(self._outbox) < REPLY_BATCH and now - self._outbox_since < REPLY_HOLD_S
+
+    def _queue(self, frame: bytes) -> None:
+        if not self._outbox:
+            self._outbox_since = time.monotonic()
+        self._outbox.append(frame)
 
     def flush(self) -> None:
         """Replies and completions of one loop turn leave as one message, in order."""
