@@ -173,6 +173,9 @@ class HttpClient:
         self.http = settings.http_client
         self.state = state
         self.connections = {c.name: c for c in settings.connections}
+        self._fixed_options = {
+            c.name: options.connection_options(c, self.http) for c in settings.connections
+        }
         self._ops: dict[str, Callable[[dict], Op | dict]] = {
             "http_connect": self.http_connect,
             "http_connect_raw": self.http_connect_raw,
@@ -265,8 +268,10 @@ class HttpClient:
         state.last_redirect[con.name] = ""
         state.last_content_type[con.name] = ""
         handle = state.handle_for(con.name, bool(con.keep_connections))
-        options.apply_common(handle, _join_url_bytes(con, url), self.http)
-        options.apply_connection_options(handle, con, self.http)
+        setopt = handle.setopt
+        setopt(pycurl.URL, _join_url_bytes(con, url))
+        for option, value in self._fixed_options[con.name]:
+            setopt(option, value)
         if data:
             handle.setopt(pycurl.POST, 1)
             handle.setopt(pycurl.POSTFIELDS, data)

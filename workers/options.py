@@ -8,6 +8,8 @@ httpproxy is set, a User-Agent only when non-empty).
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 import pycurl
 
 from dispatcher.config import Connection, HttpClientSettings
@@ -15,7 +17,30 @@ from dispatcher.config import Connection, HttpClientSettings
 HTTP_ONLY = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
 
 
-def apply_common(handle: pycurl.Curl, url: str | bytes, http: HttpClientSettings) -> None:
+class Settable(Protocol):
+    def setopt(self, option: int, value: Any) -> None: ...
+
+
+class _Recorder:
+    """Stands in for a handle to write down what the functions below would set."""
+
+    def __init__(self) -> None:
+        self.options: list[tuple[int, Any]] = []
+
+    def setopt(self, option: int, value: Any) -> None:
+        self.options.append((option, value))
+
+
+def connection_options(con: Connection, http: HttpClientSettings) -> tuple[tuple[int, Any], ...]:
+    """Everything a named connection sets on each call but the URL, worked out once per
+    settings instead of once per call (the worker's hot path)."""
+    recorder = _Recorder()
+    apply_common(recorder, b"", http)
+    apply_connection_options(recorder, con, http)
+    return tuple((o, v) for o, v in recorder.options if o != pycurl.URL)
+
+
+def apply_common(handle: Settable, url: str | bytes, http: HttpClientSettings) -> None:
     handle.setopt(pycurl.URL, url)
     handle.setopt(pycurl.NOSIGNAL, 1)
     handle.setopt(pycurl.PROTOCOLS, HTTP_ONLY)
@@ -26,7 +51,7 @@ def apply_common(handle: pycurl.Curl, url: str | bytes, http: HttpClientSettings
         handle.setopt(pycurl.CAINFO, http.cacert)
 
 
-def apply_timeout(handle: pycurl.Curl, timeout: int, mode: int) -> None:
+def apply_timeout(handle: Settable, timeout: int, mode: int) -> None:
     if mode == 1:
         handle.setopt(pycurl.TIMEOUT, timeout)
     elif mode == 2:
@@ -36,7 +61,7 @@ def apply_timeout(handle: pycurl.Curl, timeout: int, mode: int) -> None:
 MAX_REDIRECTS = 1000
 
 
-def apply_redirects(handle: pycurl.Curl, follow: int) -> None:
+def apply_redirects(handle: Settable, follow: int) -> None:
     """Kamailio sets no hop limit and the libcurl 7 it shipped with had none, so a redirect
     loop ran into the timeout; libcurl 8 stops at 30 hops, or with error 100 after 5,000
     header lines. 1,000 hops keeps every real chain working and ends a loop at once with
@@ -47,7 +72,7 @@ def apply_redirects(handle: pycurl.Curl, follow: int) -> None:
 
 
 def apply_tls(
-    handle: pycurl.Curl,
+    handle: Settable,
     *,
     client_cert: str | None,
     client_key: str | None,
@@ -69,9 +94,7 @@ def apply_tls(
     handle.setopt(pycurl.SSL_VERIFYHOST, 2 if verify_host else 0)
 
 
-def apply_connection_options(
-    handle: pycurl.Curl, con: Connection, http: HttpClientSettings
-) -> None:
+def apply_connection_options(handle: Settable, con: Connection, http: HttpClientSettings) -> None:
     handle.setopt(pycurl.USERAGENT, con.useragent)
     if con.username is not None:
         handle.setopt(pycurl.USERNAME, con.username)
@@ -94,7 +117,7 @@ def apply_connection_options(
     apply_redirects(handle, con.httpredirect)
 
 
-def apply_query_options(handle: pycurl.Curl, http: HttpClientSettings) -> None:
+def apply_query_options(handle: Settable, http: HttpClientSettings) -> None:
     if http.useragent:
         handle.setopt(pycurl.USERAGENT, http.useragent)
     else:

@@ -34,6 +34,7 @@ from workers.http_client import HttpClient, Transfer
 log = logging.getLogger("sipcurl.worker")
 NOBLOCK = int(zmq.NOBLOCK)  # ints: pyzmq's flag enums cost per call
 MORE = int(zmq.SNDMORE | zmq.NOBLOCK)
+RCVMORE = int(zmq.RCVMORE)
 REPLY_BATCH = 8
 REPLY_HOLD_S = 0.001
 
@@ -154,11 +155,14 @@ class Worker:
             self._send(wire.HEARTBEAT, wire.pack(beat))
 
     def _drain(self) -> None:
+        recv, more = self.sock.recv, self.sock.get
         for _ in range(1000):
             try:
-                frames = self.sock.recv_multipart(zmq.NOBLOCK)
+                frames = [recv(NOBLOCK)]
             except zmq.Again:
                 return
+            while more(RCVMORE):  # recv_multipart without pyzmq's per-call enum arithmetic
+                frames.append(recv(NOBLOCK))
             self.dispatcher_seen = time.monotonic()
             self._on_message(frames)
 
