@@ -2,8 +2,10 @@
 
 For 0..99 that is libcurl's own `curl_easy_strerror()`, read from the libcurl that pycurl
 loaded (so the wording matches the library doing the transfers); when that library cannot
-be reached, a table of libcurl 8's wording stands in. N > 99 is an HTTP status, N < 0
-Kamailio's "Bad CURL error code".
+be reached, a table of libcurl 8's wording stands in. Two codes libcurl 8 retired (no
+transfer returns them any more) keep the text Kamailio's libcurl 7 gives, so a script
+printing `$curlerror(34)` reads what it reads under Kamailio. N > 99 is an HTTP status,
+N < 0 Kamailio's "Bad CURL error code".
 """
 
 from __future__ import annotations
@@ -106,6 +108,13 @@ FALLBACK_TEXTS: dict[int, str] = {
 }
 
 
+# Named by libcurl 7.88 (Debian 12's, Kamailio 5.6's), "Unknown error" in libcurl 8.
+LIBCURL7_TEXTS: dict[int, str] = {
+    34: "Internal problem setting up the POST",
+    41: "A required function in the library was not found",
+}
+
+
 @cache
 def _strerror() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
     here = os.path.dirname(os.path.dirname(pycurl.__file__))
@@ -135,6 +144,8 @@ def curlerror_text(rc: int) -> str:
         return "Bad CURL error code"
     if rc > 99:
         return "HTTP result code"
+    if rc in LIBCURL7_TEXTS:
+        return LIBCURL7_TEXTS[rc]
     fn = _strerror()
     if fn is None:
         return fallback_text(rc)

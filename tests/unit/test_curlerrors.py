@@ -21,6 +21,8 @@ from workers.curlerrors import FALLBACK_TEXTS, curlerror_text, fallback_text
         (1, "Unsupported protocol"),
         (28, "Timeout was reached"),
         (60, "SSL peer certificate or SSH remote key was not OK"),
+        (34, "Internal problem setting up the POST"),  # libcurl 7.88's: Kamailio 5.6's text
+        (41, "A required function in the library was not found"),
     ],
 )
 def test_kamailios_ranges_and_libcurls_wording(rc: int, text: str) -> None:
@@ -31,7 +33,7 @@ def test_the_fallback_table_says_what_the_loaded_libcurl_says() -> None:
     """The table stands in when libcurl cannot be reached by ctypes: it must not drift."""
     if not pycurl.version_info()[1].startswith("8."):
         pytest.skip("the table holds libcurl 8's wording")
-    for rc in range(100):
+    for rc in set(range(100)) - set(curlerrors.LIBCURL7_TEXTS):
         assert curlerror_text(rc) == fallback_text(rc), rc
     assert fallback_text(20) == "Unknown error" and 20 not in FALLBACK_TEXTS
 
