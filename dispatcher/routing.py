@@ -152,8 +152,11 @@ class Router:
         (the dispatcher sends work once per turn, so `max_pending` counts as if at once)."""
         return self._pending(precise=True)
 
-    def pending_at_least(self, limit: int) -> bool:
-        """pending() >= limit, cheaply when far below it (once per request)."""
+    def pending_at_least(self, limit: int, in_flight: int) -> bool:
+        """pending() >= limit, cheaply when far below it (once per request): what waits is
+        part of what is in flight."""
+        if in_flight < limit:
+            return False
         return self._pending(precise=False) >= limit and self._pending(precise=True) >= limit
 
     def _pending(self, *, precise: bool) -> int:

@@ -333,7 +333,8 @@ class Dispatcher:
                     identity, delimiter, wire.pack({"id": rid, **self.t_cancel(req["txn"])})
                 )
                 return
-            if self.router.pending_at_least(self.settings.dispatcher.max_pending):
+            limit = self.settings.dispatcher.max_pending
+            if self.router.pending_at_least(limit, self.ledger.in_flight()):
                 raise WireError(
                     "overloaded", f"{self.settings.dispatcher.max_pending} jobs already queued"
                 )

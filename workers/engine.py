@@ -29,6 +29,7 @@ log = logging.getLogger("sipcurl.engine")
 
 
 NO_TIMER_S = 0.1  # transfers in flight but curl set no timer: look again this soon
+POLLIN, POLLOUT = int(zmq.POLLIN), int(zmq.POLLOUT)  # ints: pyzmq's flag enums cost per use
 
 
 class _Pool:
@@ -56,6 +57,7 @@ class Engine:
         self._pool_of: dict[pycurl.Curl, _Pool] = {}
         self._registered: dict[int, int] = {}  # fd -> zmq poll flags, in self._poller
         self._poller: zmq.Poller | None = None
+        self._dirty = True  # a pool's fds, or which pools have transfers, changed
         self._once = 0
 
     def add(self, pool: str | None, handle: pycurl.Curl, on_done: OnDone) -> None:
@@ -77,6 +79,7 @@ class Engine:
         self._pool_of[handle] = p
         p.due = 0.0
         p.stale = True
+        self._dirty = True
 
     def remove(self, handle: pycurl.Curl) -> None:
         p = self._pool_of.pop(handle, None)
@@ -87,6 +90,8 @@ class Engine:
 
     def _retire(self, p: _Pool) -> None:
         """A one-off pool closes with its transfer, and its connections with it."""
+        if not p.handles:
+            self._dirty = True  # its fds are no longer polled
         if p.ephemeral and not p.handles and self._pools.get(p.name) is p:
             del self._pools[p.name]
             p.multi.close()
@@ -96,7 +101,10 @@ class Engine:
 
     def timeout_ms(self) -> int:
         """When step() must run at the latest; -1 when nothing is in flight."""
-        due = min((p.due for p in self._pools.values() if p.handles), default=math.inf)
+        due = math.inf
+        for p in self._pools.values():
+            if p.handles and p.due < due:
+                due = p.due
         if due == math.inf:
             return -1
         return max(0, math.ceil((due - time.monotonic()) * 1000.0))
@@ -105,19 +113,25 @@ class Engine:
         """Register exactly the fds curl wants now; only differences touch the poller."""
         if poller is not self._poller:
             # Another poller (e.g. run_until_idle's own) holds none of our fds yet.
-            self._poller, self._registered = poller, {}
-        wanted: dict[int, int] = {}
+            self._poller, self._registered, self._dirty = poller, {}, True
         for p in self._pools.values():
-            if not p.handles:
-                continue
-            if p.stale:
+            if p.stale and p.handles:
                 p.stale = False
                 reads, writes, _ = p.multi.fdset()
-                p.fds = dict.fromkeys(reads, zmq.POLLIN)
+                fds = dict.fromkeys(reads, POLLIN)
                 for fd in writes:
-                    p.fds[fd] = p.fds.get(fd, 0) | zmq.POLLOUT
-            for fd, flags in p.fds.items():
-                wanted[fd] = wanted.get(fd, 0) | flags
+                    fds[fd] = fds.get(fd, 0) | POLLOUT
+                if fds != p.fds:
+                    p.fds = fds
+                    self._dirty = True
+        if not self._dirty:
+            return
+        self._dirty = False
+        wanted: dict[int, int] = {}
+        for p in self._pools.values():
+            if p.handles:
+                for fd, flags in p.fds.items():
+                    wanted[fd] = wanted.get(fd, 0) | flags
         if wanted == self._registered:
             return
         for fd in self._registered.keys() - wanted.keys():
@@ -187,6 +201,7 @@ class Engine:
                 except KeyError:
                     pass
         self._registered = {}
+        self._dirty = True
 
 
 def run_until_idle(engine: Engine, deadline_s: float) -> None:
