@@ -20,6 +20,7 @@ from typing import Any
 import zmq
 
 from dispatcher import protocol as wire
+from dispatcher import zmqio
 from dispatcher.config import Settings
 from dispatcher.errors import WireError
 from dispatcher.hostguard import GUARD_RC, HostGuard, target_host
@@ -33,9 +34,6 @@ log = logging.getLogger("sipcurl.dispatcher")
 
 STARTUP_TIMEOUT_S = 15.0
 GATHER_TIMEOUT_S = 2.0
-NOBLOCK = int(zmq.NOBLOCK)
-MORE = int(zmq.SNDMORE | zmq.NOBLOCK)
-RCVMORE = int(zmq.RCVMORE)
 COUNTER_NAMES = ("connok", "connfail", "requests", "replies", "errors", "timeouts")
 
 
@@ -264,14 +262,10 @@ class Dispatcher:
 
     def _drain(self, sock: zmq.Socket, handler: Any, budget: int = 1000) -> None:
         """Take what is queued now (bounded, so neither side starves the other)."""
-        recv, more = sock.recv, sock.get
         for _ in range(budget):
-            try:
-                frames = [recv(NOBLOCK)]
-            except zmq.Again:
+            frames = zmqio.receive(sock)
+            if frames is None:
                 return
-            while more(RCVMORE):  # recv_multipart without pyzmq's per-call enum arithmetic
-                frames.append(recv(NOBLOCK))
             handler(frames)
 
     def _drain_wakeups(self) -> None:
@@ -469,12 +463,8 @@ class Dispatcher:
     def _to_worker(self, slot: WorkerSlot, frames: list[bytes]) -> bool:
         if slot.identity is None:
             return False
-        send = self.backend.send
         try:
-            send(slot.identity, MORE)  # int flags: pyzmq's enum arithmetic costs per frame
-            for frame in frames[:-1]:
-                send(frame, MORE)
-            send(frames[-1], NOBLOCK)
+            zmqio.send(self.backend, [slot.identity, *frames])
             return True
         except zmq.ZMQError:
             return False
@@ -705,10 +695,9 @@ class Dispatcher:
         for (client, delimiter), replies in outbox.items():
             payload = wire.join_array(replies)
             try:
-                self.frontend.send(client, MORE)
-                if delimiter:
-                    self.frontend.send(b"", MORE)
-                self.frontend.send(payload, NOBLOCK)
+                zmqio.send(
+                    self.frontend, (client, b"", payload) if delimiter else (client, payload)
+                )
             except zmq.ZMQError:
                 pass  # the client is gone (ROUTER_MANDATORY): nobody left to answer
         # Completions of one route that became ready in one loop turn leave as one array.

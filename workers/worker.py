@@ -24,6 +24,7 @@ from typing import Any
 import zmq
 
 from dispatcher import protocol as wire
+from dispatcher import zmqio
 from dispatcher.config import Connection, Settings
 from workers.curlerrors import curlerror_text
 from workers.curlstate import CurlState
@@ -32,9 +33,6 @@ from workers.http_async_client import AsyncHttpClient
 from workers.http_client import HttpClient, Transfer
 
 log = logging.getLogger("sipcurl.worker")
-NOBLOCK = int(zmq.NOBLOCK)  # ints: pyzmq's flag enums cost per call
-MORE = int(zmq.SNDMORE | zmq.NOBLOCK)
-RCVMORE = int(zmq.RCVMORE)
 REPLY_BATCH = 8
 REPLY_HOLD_S = 0.001
 
@@ -155,14 +153,10 @@ class Worker:
             self._send(wire.HEARTBEAT, wire.pack(beat))
 
     def _drain(self) -> None:
-        recv, more = self.sock.recv, self.sock.get
         for _ in range(1000):
-            try:
-                frames = [recv(NOBLOCK)]
-            except zmq.Again:
+            frames = zmqio.receive(self.sock)
+            if frames is None:
                 return
-            while more(RCVMORE):  # recv_multipart without pyzmq's per-call enum arithmetic
-                frames.append(recv(NOBLOCK))
             self.dispatcher_seen = time.monotonic()
             self._on_message(frames)
 
@@ -333,11 +327,8 @@ class Worker:
     def _send(self, *frames: bytes) -> None:
         if self._outbox:
             self.flush()  # nothing overtakes what is already waiting
-        send = self.sock.send
         try:
-            for frame in frames[:-1]:
-                send(frame, MORE)
-            send(frames[-1], NOBLOCK)
+            zmqio.send(self.sock, frames)
         except zmq.ZMQError as exc:
             log.error("worker %d: cannot reach the dispatcher: %s", self.rank, exc)
 
