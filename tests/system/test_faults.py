@@ -255,3 +255,42 @@ def test_a_flood_past_max_pending_is_refused_and_memory_stays_bounded(http_serve
         assert grown < 20_000  # KiB: refused jobs are not kept
     finally:
         svc.stop()
+
+
+def test_sigkill_under_synchronous_load_answers_each_call_once_and_sends_none_twice(
+    http_server: Any,
+) -> None:
+    """Calls sent ahead to a worker, and replies it holds to send in a batch, die with it:
+    each call still gets exactly one answer, and no HTTP request goes out twice."""
+    import os
+
+    svc = Service(
+        workers=2,
+        extra="max_pending = 5000\n",
+        http_client=f"keep_connections = 1\nhttpcon = api=>{http_server.url('/slow')}\n",
+    )
+    try:
+        with Client(svc.frontend, timeout_s=30) as client:
+            victim = next(
+                w["pid"]
+                for w in client.call("rpc", method="core.workers")["result"]
+                if w["rank"] == 1
+            )
+            before = len(http_server.requests)
+            paths = [f"/{i}?ms=2" for i in range(600)]  # ~0.6 s in all: killed mid-way
+            ids = client.submit_many(
+                [{"op": "http_connect", "connection": "api", "url": p} for p in paths]
+            )
+            time.sleep(0.05)
+            os.kill(victim, signal.SIGKILL)
+            replies = [client.wait(i) for i in ids]
+        outcomes = [r.get("rc") or r["error"]["code"] for r in replies]
+        assert len(replies) == 600 and set(outcomes) <= {200, "worker_lost"}
+        assert outcomes.count("worker_lost") >= 1
+        assert outcomes.count(200) >= 300  # rank 2 never stopped, rank 1's replacement took over
+        seen = [r.path for r in http_server.requests[before:]]
+        assert len(seen) == len(set(seen))  # no call reached the server twice
+        served = {p for p, o in zip(paths, outcomes, strict=True) if o == 200}
+        assert served <= {s.removeprefix("/slow") for s in seen}
+    finally:
+        svc.stop()
