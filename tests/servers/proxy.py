@@ -13,14 +13,7 @@ from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from tests.servers.listener import Listener
-from tests.servers.wire import (
-    MAX_LINE,
-    BadRequest,
-    Recorded,
-    announces_body,
-    read_body,
-    read_head,
-)
+from tests.servers.wire import MAX_LINE, BadRequest, Recorded, read_request
 
 UPSTREAM_TIMEOUT_S = 30.0
 # Hop-by-hop: for this proxy only, never passed upstream (the body is re-framed).
@@ -71,14 +64,10 @@ class ProxyServer(Listener):
     def _proxy_one(self, conn: socket.socket, reader: BinaryIO, number: int) -> bool:
         """Forward one request; False ends the client connection."""
         try:
-            head = read_head(reader)
-            if head is None:
+            request = read_request(conn, reader)
+            if request is None:
                 return False
-            method, target, version, headers = head
-            expect = {v.lower() for n, v in headers if n.lower() == "expect"}
-            if "100-continue" in expect and announces_body(headers):
-                conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-            body = read_body(reader, headers)
+            method, target, version, headers, body = request
         except BadRequest as exc:
             return _answer(conn, 400, str(exc))
         req = Recorded(method, target, headers, body, number, None, version)

@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 from tests.servers import routes
 from tests.servers.listener import Listener
-from tests.servers.wire import BadRequest, Exchange, Recorded, announces_body, read_body, read_head
+from tests.servers.wire import BadRequest, Exchange, Recorded, read_request
 
 
 class HttpTestServer(Listener):
@@ -82,14 +82,10 @@ class HttpTestServer(Listener):
     def _exchange(self, conn: socket.socket, reader: BinaryIO, number: int) -> bool:
         """Read one request and answer it; False ends the connection."""
         try:
-            head = read_head(reader)
-            if head is None:
+            request = read_request(conn, reader)
+            if request is None:
                 return False
-            method, target, version, headers = head
-            expect = {v.lower() for n, v in headers if n.lower() == "expect"}
-            if "100-continue" in expect and announces_body(headers):
-                conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")  # spares curl its 1 s wait
-            body = read_body(reader, headers)
+            method, target, version, headers, body = request
         except BadRequest as exc:
             text = f"{exc}\n".encode("latin-1", "replace")
             conn.sendall(
