@@ -9,9 +9,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pycurl
 import pytest
+import zmq
 
 from dispatcher.config import Connection, HttpAsyncClientSettings, HttpClientSettings, Settings
+from dispatcher.protocol import HTTP_TIME_FIELDS
 from tests.conftest import TlsMaterial
 from tests.servers import HttpTestServer, ProxyServer, refused_url
 from workers.engine import Engine, run_until_idle
@@ -305,3 +308,59 @@ def test_curl_verbose_logs_at_info_without_secrets(
     assert "[cURL hdr out] GET /auth/basic/u/s3cret" in caplog.text
     assert "[cURL hdr in] HTTP/1.1 200" in caplog.text
     assert "dTpzM2NyZXQ=" not in caplog.text  # base64 of u:s3cret
+
+
+def test_a_hundred_slow_transfers_run_concurrently_without_spinning(
+    h: Harness, http_server: HttpTestServer
+) -> None:
+    for i in range(100):
+        reply = h.client.start(
+            {"url": http_server.url("/slow?ms=300"), "route": "R", "timeout": 5000}, f"t{i}"
+        )
+        assert reply["rc"] == 1
+    poller = zmq.Poller()
+    steps = 0
+    start = time.monotonic()
+    while h.engine.active() and time.monotonic() - start < 5:
+        h.engine.sync_poller(poller)
+        poller.poll(h.engine.timeout_ms())
+        h.engine.step()
+        steps += 1
+    assert len(h.done) == 100 and all(c["http_rs"] == 200 for c in h.done)
+    assert time.monotonic() - start < 2.0
+    assert steps < 2000  # it waited on sockets and timers, not in a busy loop
+    h.engine.sync_poller(poller)
+    assert not h.engine._registered  # every curl fd left the poller
+
+
+def test_the_completion_carries_every_field(h: Harness, http_server: HttpTestServer) -> None:
+    url = http_server.url("/body?size=10&nul=1&ctype=application/x-test")
+    c = h.query("t1", id=9, url=url, xdata={"k": 1})
+    assert c["id"] == 9 and c["txn"] == "t1" and c["route"] == "R" and c["xdata"] == {"k": 1}
+    assert (c["http_ok"], c["http_err"], c["http_rs"], c["http_rr"]) == (True, None, 200, "OK")
+    assert ["Content-Type", "application/x-test"] in c["http_hdrs"]
+    assert c["http_rb"] == b"ab\0cdab\0cd" and c["http_bs"] == 10  # NULs kept
+    assert set(c["http_time"]) == set(HTTP_TIME_FIELDS)
+    assert c["http_time"]["total"] > 0 and c["worker"] == WORKER
+
+
+def test_no_user_agent_and_the_headers_asked_for(h: Harness, http_server: HttpTestServer) -> None:
+    h.query("p", url=http_server.url("/echo"), body=b"x=1", headers=["X-A: 1", "X-B: 2"])
+    post = next(r for r in http_server.requests if r.method == "POST")
+    assert post.body == b"x=1" and post.header("X-A") == "1" and post.header("X-B") == "2"
+    assert post.header("User-Agent") is None
+
+
+def test_the_default_timeout_is_500_ms(h: Harness, http_server: HttpTestServer) -> None:
+    start = time.monotonic()
+    c = h.query(url=http_server.url("/slow?ms=1500"))
+    assert c["http_err"] == "TIMEOUT" and 0.4 < time.monotonic() - start < 1.2
+
+
+def test_queries_one_after_another_reuse_one_handle_and_connection(
+    h: Harness, http_server: HttpTestServer
+) -> None:
+    for i in range(20):
+        h.query(f"t{i}", url=http_server.url("/echo"))
+    assert len(h.done) == 20 and http_server.accepts == 1
+    assert isinstance(h.client._free[0], pycurl.Curl)
