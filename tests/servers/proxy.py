@@ -13,7 +13,7 @@ from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from tests.servers.listener import Listener
-from tests.servers.wire import MAX_LINE, BadRequest, Recorded, read_request
+from tests.servers.wire import MAX_LINE, Recorded, answer_text, serve_requests
 
 UPSTREAM_TIMEOUT_S = 30.0
 # Hop-by-hop: for this proxy only, never passed upstream (the body is re-framed).
@@ -57,25 +57,18 @@ class ProxyServer(Listener):
 
     def handle(self, conn: socket.socket, number: int) -> None:
         conn.settimeout(UPSTREAM_TIMEOUT_S)
-        reader = conn.makefile("rb")
-        while not self.stopping and self._proxy_one(conn, reader, number):
-            pass
+        serve_requests(conn, number, lambda: self.stopping, self._record, self._forward)
 
-    def _proxy_one(self, conn: socket.socket, reader: BinaryIO, number: int) -> bool:
-        """Forward one request; False ends the client connection."""
-        try:
-            request = read_request(conn, reader)
-            if request is None:
-                return False
-            method, target, version, headers, body = request
-        except BadRequest as exc:
-            return _answer(conn, 400, str(exc))
-        req = Recorded(method, target, headers, body, number, None, version)
+    def _record(self, req: Recorded) -> None:
         with self._lock:
-            self.requests.append(req)
+            self.requests.append(req)  # as received, Proxy-Authorization included
+
+    def _forward(self, conn: socket.socket, req: Recorded) -> bool:
+        """Forward one request; False ends the client connection."""
+        method, target, headers, body = req.method, req.path, req.headers, req.body
         split = urlsplit(target)
         if method == "CONNECT" or split.scheme != "http" or not split.hostname:
-            return _answer(conn, 501, f"this proxy only forwards http:// URIs, not {target}")
+            return answer_text(conn, 501, f"this proxy only forwards http:// URIs, not {target}")
         with self._lock:
             self.seen.append(f"{method} {target}")
         try:
@@ -83,7 +76,7 @@ class ProxyServer(Listener):
                 (split.hostname, split.port or 80), timeout=UPSTREAM_TIMEOUT_S
             )
         except OSError as exc:
-            return _answer(conn, 502, f"upstream unreachable: {exc}")
+            return answer_text(conn, 502, f"upstream unreachable: {exc}")
         self.track(upstream)
         try:
             path = (split.path or "/") + (f"?{split.query}" if split.query else "")
@@ -105,7 +98,7 @@ def _relay(upstream: BinaryIO, conn: socket.socket, method: str, *, keep: bool) 
     while True:
         status_line = upstream.readline(MAX_LINE)
         if not status_line:
-            return _answer(conn, 502, "upstream closed without an answer")
+            return answer_text(conn, 502, "upstream closed without an answer")
         status = int(status_line.split(b" ")[1]) if status_line.count(b" ") else 0
         head = [status_line]
         framing: dict[str, bytes] = {}
@@ -152,14 +145,3 @@ def _copy(upstream: BinaryIO, conn: socket.socket, size: int) -> None:
             raise OSError("upstream cut the body short")
         conn.sendall(data)
         size -= len(data)
-
-
-def _answer(conn: socket.socket, status: int, text: str) -> bool:
-    reasons = {400: "Bad Request", 501: "Not Implemented", 502: "Bad Gateway"}
-    data = f"{text}\n".encode("latin-1", "replace")
-    conn.sendall(
-        f"HTTP/1.1 {status} {reasons[status]}\r\nContent-Type: text/plain\r\n"
-        f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode()
-        + data
-    )
-    return False

@@ -9,11 +9,10 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-from typing import BinaryIO
 
 from tests.servers import routes
 from tests.servers.listener import Listener
-from tests.servers.wire import BadRequest, Exchange, Recorded, read_request
+from tests.servers.wire import Exchange, Recorded, serve_requests
 
 
 class HttpTestServer(Listener):
@@ -75,26 +74,11 @@ class HttpTestServer(Listener):
 
     def _serve(self, conn: socket.socket, number: int) -> None:
         conn.settimeout(self.idle_timeout_s)
-        reader = conn.makefile("rb")
-        while not self.stopping and self._exchange(conn, reader, number):
-            pass
+        serve_requests(conn, number, lambda: self.stopping, self._record, self._answer)
 
-    def _exchange(self, conn: socket.socket, reader: BinaryIO, number: int) -> bool:
-        """Read one request and answer it; False ends the connection."""
-        try:
-            request = read_request(conn, reader)
-            if request is None:
-                return False
-            method, target, version, headers, body = request
-        except BadRequest as exc:
-            text = f"{exc}\n".encode("latin-1", "replace")
-            conn.sendall(
-                b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
-                b"Content-Length: %d\r\n\r\n%s" % (len(text), text)
-            )
-            return False
-        cert = conn.getpeercert() if isinstance(conn, ssl.SSLSocket) else None
-        req = Recorded(method, target, headers, body, number, cert or None, version)
+    def _record(self, req: Recorded) -> None:
         with self._lock:
             self.requests.append(req)
+
+    def _answer(self, conn: socket.socket, req: Recorded) -> bool:
         return routes.dispatch(Exchange(conn, req, self._stop))

@@ -6,7 +6,9 @@ byte X gets byte X back: `str.encode("latin-1")` undoes every decode made here.
 
 from __future__ import annotations
 
+import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, BinaryIO
@@ -114,6 +116,43 @@ def read_request(
     if "100-continue" in expect and announces_body(headers):
         conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
     return method, target, version, headers, read_body(reader, headers)
+
+
+def serve_requests(
+    conn: Any,
+    number: int,
+    stopping: Callable[[], bool],
+    record: Callable[[Recorded], None],
+    answer: Callable[[Any, Recorded], bool],
+) -> None:
+    """Requests one after another on one connection: each recorded, then answered, until
+    `answer` says False, the client ends or the server stops; a malformed one gets a 400."""
+    reader = conn.makefile("rb")
+    while not stopping():
+        try:
+            request = read_request(conn, reader)
+        except BadRequest as exc:
+            answer_text(conn, 400, str(exc))
+            return
+        if request is None:
+            return
+        method, target, version, headers, body = request
+        cert = conn.getpeercert() if isinstance(conn, ssl.SSLSocket) else None
+        req = Recorded(method, target, headers, body, number, cert or None, version)
+        record(req)
+        if not answer(conn, req):
+            return
+
+
+def answer_text(conn: Any, status: int, text: str) -> bool:
+    """A plain-text answer that closes the connection (False: serve nothing more on it)."""
+    data = f"{text}\n".encode("latin-1", "replace")
+    conn.sendall(
+        f"HTTP/1.1 {status} {reason_phrase(status)}\r\nContent-Type: text/plain\r\n"
+        f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode()
+        + data
+    )
+    return False
 
 
 def read_body(reader: BinaryIO, headers: list[tuple[str, str]]) -> bytes:
