@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import zmq
@@ -12,25 +15,40 @@ from dispatcher.client import Client
 from tests.system.service import Service
 
 
-def test_sigterm_with_a_thousand_jobs_in_flight_answers_every_one(http_server: Any) -> None:
+@contextmanager
+def two_workers_on(http_server: Any, path: str) -> Iterator[Service]:
+    """2 workers, room for a burst, a kept connection `api` to `path` of the test server."""
     svc = Service(
         workers=2,
         extra="max_pending = 5000\n",
-        http_client=f"keep_connections = 1\nhttpcon = api=>{http_server.url('/echo')}\n",
+        http_client=f"keep_connections = 1\nhttpcon = api=>{http_server.url(path)}\n",
     )
     try:
-        with Client(svc.frontend, timeout_s=30) as client:
-            ids = client.submit_many(
-                [{"op": "http_connect", "connection": "api", "url": f"/{i}"} for i in range(1000)]
-            )
-            time.sleep(0.05)
-            svc.signal(signal.SIGTERM)
-            replies = [client.wait(i) for i in ids]
-        outcomes = {r.get("rc") or r["error"]["code"] for r in replies}
-        assert len(replies) == 1000 and outcomes <= {200, "shutting_down"}
-        assert svc.proc.wait(timeout=20) == 0
+        yield svc
     finally:
         svc.stop()
+
+
+def outcomes_of_interrupted_burst(
+    svc: Service, urls: list[str], interrupt: Callable[[], None]
+) -> list[Any]:
+    """http_connect to each url, all at once; `interrupt` 50 ms in; each call's rc or error."""
+    with Client(svc.frontend, timeout_s=30) as client:
+        ids = client.submit_many(
+            [{"op": "http_connect", "connection": "api", "url": u} for u in urls]
+        )
+        time.sleep(0.05)
+        interrupt()
+        replies = [client.wait(i) for i in ids]
+    return [r.get("rc") or r["error"]["code"] for r in replies]
+
+
+def test_sigterm_with_a_thousand_jobs_in_flight_answers_every_one(http_server: Any) -> None:
+    with two_workers_on(http_server, "/echo") as svc:
+        urls = [f"/{i}" for i in range(1000)]
+        outcomes = outcomes_of_interrupted_burst(svc, urls, lambda: svc.signal(signal.SIGTERM))
+        assert len(outcomes) == 1000 and set(outcomes) <= {200, "shutting_down"}
+        assert svc.proc.wait(timeout=20) == 0
 
 
 def test_a_slow_subscriber_never_blocks_the_workers(http_server: Any) -> None:
@@ -201,8 +219,6 @@ def test_sigkill_during_a_hundred_async_transfers_publishes_each_failure_once(
                 for w in client.call("rpc", method="core.workers")["result"]
                 if w["rank"] == 2
             )
-            import os
-
             os.kill(victim, signal.SIGKILL)
             failed: dict[str, int] = {}
             deadline = time.monotonic() + 10
@@ -262,35 +278,17 @@ def test_sigkill_under_synchronous_load_answers_each_call_once_and_sends_none_tw
 ) -> None:
     """Calls sent ahead to a worker, and replies it holds to send in a batch, die with it:
     each call still gets exactly one answer, and no HTTP request goes out twice."""
-    import os
-
-    svc = Service(
-        workers=2,
-        extra="max_pending = 5000\n",
-        http_client=f"keep_connections = 1\nhttpcon = api=>{http_server.url('/slow')}\n",
-    )
-    try:
-        with Client(svc.frontend, timeout_s=30) as client:
-            victim = next(
-                w["pid"]
-                for w in client.call("rpc", method="core.workers")["result"]
-                if w["rank"] == 1
-            )
-            before = len(http_server.requests)
-            paths = [f"/{i}?ms=2" for i in range(600)]  # ~0.6 s in all: killed mid-way
-            ids = client.submit_many(
-                [{"op": "http_connect", "connection": "api", "url": p} for p in paths]
-            )
-            time.sleep(0.05)
-            os.kill(victim, signal.SIGKILL)
-            replies = [client.wait(i) for i in ids]
-        outcomes = [r.get("rc") or r["error"]["code"] for r in replies]
-        assert len(replies) == 600 and set(outcomes) <= {200, "worker_lost"}
+    with two_workers_on(http_server, "/slow") as svc:
+        victim = svc.worker_pids()[1]
+        before = len(http_server.requests)
+        paths = [f"/{i}?ms=2" for i in range(600)]  # ~0.6 s in all: killed mid-way
+        outcomes = outcomes_of_interrupted_burst(
+            svc, paths, lambda: os.kill(victim, signal.SIGKILL)
+        )
+        assert len(outcomes) == 600 and set(outcomes) <= {200, "worker_lost"}
         assert outcomes.count("worker_lost") >= 1
         assert outcomes.count(200) >= 300  # rank 2 never stopped, rank 1's replacement took over
         seen = [r.path for r in http_server.requests[before:]]
         assert len(seen) == len(set(seen))  # no call reached the server twice
         served = {p for p, o in zip(paths, outcomes, strict=True) if o == 200}
         assert served <= {s.removeprefix("/slow") for s in seen}
-    finally:
-        svc.stop()
