@@ -41,7 +41,7 @@ class DispatcherSettings:
     heartbeat_liveness: int = 3
     shutdown_grace: float = 10.0  # seconds SIGTERM waits for in-flight work
     host_guard: int = 0  # >0: at most this many workers waiting on one host (beyond Kamailio)
-    sync_depth: int = 16  # a rank's synchronous calls at its worker: the running one + the next
+    sync_depth: int = 16  # a rank's synchronous calls at its worker: the running one + those behind
     curve_secret_key: str = ""  # z85; set it (e.g. ${env:SIPCURL_CURVE_SECRET}) to require CurveZMQ
     curve_allowed_clients: str = (
         ""  # comma-separated z85 public keys; empty = any client with the server key

@@ -64,7 +64,7 @@ class Router:
     def __init__(self, policy: str, async_max_transfers: int, sync_depth: int = 2) -> None:
         self.policy = policy
         self.async_max_transfers = async_max_transfers
-        self.sync_depth = sync_depth  # synchronous jobs sent to a worker: its call and the next
+        self.sync_depth = sync_depth  # synchronous jobs at a worker: its call and those behind
         self.slots: dict[int, WorkerSlot] = {}
         self._next = 0
         self._sticky: OrderedDict[str, int] = OrderedDict()
@@ -150,18 +150,6 @@ class Router:
     def pending(self) -> int:
         """Jobs that wait for a worker: not those a free worker starts in this loop turn
         (the dispatcher sends work once per turn, so `max_pending` counts as if at once)."""
-        return self._pending(precise=True)
-
-    def pending_at_least(self, limit: int, in_flight: int) -> bool:
-        """pending() >= limit, cheaply when far below it (once per request): what waits is
-        part of what is in flight."""
-        if in_flight < limit:
-            return False
-        return self._pending(precise=False) >= limit and self._pending(precise=True) >= limit
-
-    def _pending(self, *, precise: bool) -> int:
-        if not precise:
-            return len(self.shared_sync) + sum(slot.queued for slot in self.slots.values())
         total, free_for_shared = 0, 0
         for slot in self.slots.values():
             total += slot.queued

@@ -328,7 +328,8 @@ class Dispatcher:
                 )
                 return
             limit = self.settings.dispatcher.max_pending
-            if self.router.pending_at_least(limit, self.ledger.in_flight()):
+            # What waits is part of what is in flight: count it only when that could reach it.
+            if self.ledger.in_flight() >= limit and self.router.pending() >= limit:
                 raise WireError(
                     "overloaded", f"{self.settings.dispatcher.max_pending} jobs already queued"
                 )
@@ -704,9 +705,7 @@ class Dispatcher:
         events, self._events_out = self._events_out, defaultdict(list)
         for route, completions in events.items():
             try:
-                self.events.send_multipart(
-                    [route.encode(), wire.join_array(completions)], zmq.NOBLOCK
-                )
+                zmqio.send(self.events, (route.encode(), wire.join_array(completions)))
             except zmq.Again:
                 pass  # PUB never blocks the loop; subscribers see the gap in seq
 

@@ -90,9 +90,10 @@ class Engine:
 
     def _retire(self, p: _Pool) -> None:
         """A one-off pool closes with its transfer, and its connections with it."""
-        if not p.handles:
-            self._dirty = True  # its fds are no longer polled
-        if p.ephemeral and not p.handles and self._pools.get(p.name) is p:
+        if p.handles:
+            return
+        self._dirty = True  # its fds are no longer polled
+        if p.ephemeral and self._pools.get(p.name) is p:
             del self._pools[p.name]
             p.multi.close()
 

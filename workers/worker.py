@@ -138,7 +138,6 @@ class Worker:
                 self._drain()
             elif sock == self.wakeup_fd:
                 self._on_wakeup()
-        self._start_backlog()
         self.engine.step(dict(events))
         while self.sync_backlog and not self.sync_in_progress:
             # The next call's request leaves in this turn, not after another poll.
