@@ -127,3 +127,12 @@ def service_config(*, workers: int, http_client: str, dispatcher: str = "") -> t
         f"max_pending = 1000000\n{dispatcher}\n[http_client]\n{http_client}\n"
     )
     return text, frontend, events
+
+
+def rss_kib(pid: int) -> int:
+    """A child's resident memory, as the scripts and tests that watch it report it."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0

@@ -154,11 +154,6 @@ def group_pids(pgid: int) -> list[int]:
     return pids
 
 
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-
-
 def closed_loop(
     frontend: str, request: dict[str, Any], seconds: float, expect_resume: bool = False
 ) -> int:
@@ -382,7 +377,7 @@ def main() -> int:
                 with Client(frontend) as c:
                     wpids = [w["pid"] for w in c.call("rpc", method="core.workers")["result"]]
                 if r == 0:
-                    fig["rss_idle_worker_kib"] = max(rss_kib(q) for q in wpids)
+                    fig["rss_idle_worker_kib"] = max(localrun.rss_kib(q) for q in wpids)
                 sipcurl_round(frontend, events, url, t, fig, service.proc.pid, wpids, r == 0)
             finally:
                 service.stop()
@@ -439,7 +434,7 @@ def suspended_growth(work: Path) -> float:
         with Client(frontend, timeout_s=60) as c:
             for i in range(20):  # warm-up: the dispatcher's own buffers, then the baseline
                 c.call(**request, worker=1 + i % workers)
-            base = rss_kib(dpid)
+            base = localrun.rss_kib(dpid)
             for start in range(0, SUSPENDED, 100):
                 ids = c.submit_many([request] * 100)
                 for i in ids:
@@ -447,7 +442,7 @@ def suspended_growth(work: Path) -> float:
                         raise RuntimeError("a transaction was not suspended")
                 if (start + 100) % 2000 == 0:
                     print(f"  {start + 100} suspended", flush=True)
-            return (rss_kib(dpid) - base) * 10_000 / SUSPENDED
+            return (localrun.rss_kib(dpid) - base) * 10_000 / SUSPENDED
     finally:
         service.stop()
         stall.terminate()

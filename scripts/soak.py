@@ -26,14 +26,6 @@ from dispatcher import localrun  # noqa: E402
 from dispatcher.client import Client  # noqa: E402
 
 
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -114,7 +106,7 @@ def main() -> int:
             if now - last >= 5 or answered >= args.jobs and not pending and not waiting_resume:
                 last = now
                 row = {"t": round(now - start, 1), "answered": answered, "rate": round(answered / (now - start)),
-                       "rss_kib": [rss_kib(p) for p in pids], "fds": [fds(p) for p in pids]}  # fmt: skip
+                       "rss_kib": [localrun.rss_kib(p) for p in pids], "fds": [fds(p) for p in pids]}  # fmt: skip
                 samples.append(row)
                 print(json.dumps(row), flush=True)
         sock.close(0)

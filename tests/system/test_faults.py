@@ -11,6 +11,7 @@ from typing import Any
 
 import zmq
 
+from dispatcher import localrun
 from dispatcher.client import Client
 from tests.system.service import Service
 
@@ -249,13 +250,9 @@ def test_a_flood_past_max_pending_is_refused_and_memory_stays_bounded(http_serve
         http_client=f"httpcon = slow=>{http_server.url('/slow')}\n",
     )
 
-    def rss_kib() -> int:
-        with open(f"/proc/{svc.proc.pid}/status", encoding="ascii") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-
     try:
         with Client(svc.frontend, timeout_s=30) as client:
-            before = rss_kib()
+            before = localrun.rss_kib(svc.proc.pid)
             ids = []
             for _ in range(20):
                 ids += client.submit_many(
@@ -265,7 +262,7 @@ def test_a_flood_past_max_pending_is_refused_and_memory_stays_bounded(http_serve
                     ]
                 )
             replies = [client.wait(i) for i in ids[100:]]  # the refusals come at once
-            grown = rss_kib() - before
+            grown = localrun.rss_kib(svc.proc.pid) - before
         codes = [r.get("error", {}).get("code") for r in replies]
         assert codes.count("overloaded") >= 19_000
         assert grown < 20_000  # KiB: refused jobs are not kept
