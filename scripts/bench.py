@@ -275,28 +275,10 @@ def kamailio_rate(
     sock.settimeout(1.0)
     try:
         time.sleep(1.5)
-        kamailio = group_pids(proc.pid)
-        switched = switches(kamailio)
-        cpu = sum(cpu_s(pid) for pid in kamailio)
-        n = done = outstanding = 0
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            while outstanding < IN_FLIGHT:
-                msg = (f"OPTIONS sip:x@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK{n}\r\n"
-                       f"From: <sip:a@h>;tag={n}\r\nTo: <sip:b@h>\r\nCall-ID: b{n}\r\nCSeq: 1 OPTIONS\r\n"
-                       "Content-Length: 0\r\n\r\n")  # fmt: skip
-                sock.sendto(msg.encode(), ("127.0.0.1", port))
-                n += 1
-                outstanding += 1
-            try:
-                sock.recv(65535)
-                outstanding -= 1
-                done += 1
-            except TimeoutError:
-                outstanding = 0  # a datagram was dropped: refill the window
-        per = max(done, 1)
-        cpu_us = (sum(cpu_s(pid) for pid in kamailio) - cpu) / per * 1e6
-        return done / seconds, (switches(kamailio) - switched) / per, cpu_us
+        done, cpu, switched = cpu_per_job(
+            group_pids(proc.pid), lambda: options_loop(sock, port, me, seconds)
+        )
+        return done / seconds, switched, sum(cpu)
     finally:
         sock.close()
         proc.send_signal(signal.SIGTERM)
@@ -305,6 +287,27 @@ def kamailio_rate(
         except subprocess.TimeoutExpired:  # http_async_client's workers may not stop on TERM
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+
+
+def options_loop(sock: socket.socket, port: int, me: int, seconds: float) -> int:
+    """Replies to SIP OPTIONS sent to 127.0.0.1:port, IN_FLIGHT outstanding, for `seconds`."""
+    n = done = outstanding = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        while outstanding < IN_FLIGHT:
+            msg = (f"OPTIONS sip:x@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK{n}\r\n"
+                   f"From: <sip:a@h>;tag={n}\r\nTo: <sip:b@h>\r\nCall-ID: b{n}\r\nCSeq: 1 OPTIONS\r\n"
+                   "Content-Length: 0\r\n\r\n")  # fmt: skip
+            sock.sendto(msg.encode(), ("127.0.0.1", port))
+            n += 1
+            outstanding += 1
+        try:
+            sock.recv(65535)
+            outstanding -= 1
+            done += 1
+        except TimeoutError:
+            outstanding = 0  # a datagram was dropped: refill the window
+    return done
 
 
 def cpu_per_job(pids: list[int], run: Callable[[], int]) -> tuple[int, list[float], float]:
